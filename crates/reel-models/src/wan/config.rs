@@ -1,0 +1,212 @@
+//! Configuration of the Wan transformer: the `config.json` diffusers writes for
+//! `WanTransformer3DModel`, with the reference's field names and defaults, plus the published
+//! checkpoints' configurations for benchmarks and estimates without a download.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::rope::rope_split;
+use crate::{ModelError, Result};
+
+fn default_patch_size() -> Vec<usize> {
+    vec![1, 2, 2]
+}
+fn default_heads() -> usize {
+    40
+}
+fn default_head_dim() -> usize {
+    128
+}
+fn default_channels() -> usize {
+    16
+}
+fn default_out_channels() -> Option<usize> {
+    Some(16)
+}
+fn default_text_dim() -> usize {
+    4096
+}
+fn default_freq_dim() -> usize {
+    256
+}
+fn default_ffn_dim() -> usize {
+    13824
+}
+fn default_layers() -> usize {
+    40
+}
+fn default_true() -> bool {
+    true
+}
+fn default_qk_norm() -> Option<String> {
+    Some(RMS_NORM_ACROSS_HEADS.to_string())
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_rope_max_seq_len() -> usize {
+    1024
+}
+
+const RMS_NORM_ACROSS_HEADS: &str = "rms_norm_across_heads";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WanTransformerConfig {
+    #[serde(default = "default_patch_size")]
+    pub patch_size: Vec<usize>,
+    #[serde(default = "default_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "default_head_dim")]
+    pub attention_head_dim: usize,
+    #[serde(default = "default_channels")]
+    pub in_channels: usize,
+    /// `null` means the same as `in_channels`, as in the reference.
+    #[serde(default = "default_out_channels")]
+    pub out_channels: Option<usize>,
+    #[serde(default = "default_text_dim")]
+    pub text_dim: usize,
+    #[serde(default = "default_freq_dim")]
+    pub freq_dim: usize,
+    #[serde(default = "default_ffn_dim")]
+    pub ffn_dim: usize,
+    #[serde(default = "default_layers")]
+    pub num_layers: usize,
+    #[serde(default = "default_true")]
+    pub cross_attn_norm: bool,
+    #[serde(default = "default_qk_norm")]
+    pub qk_norm: Option<String>,
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub image_dim: Option<usize>,
+    #[serde(default)]
+    pub added_kv_proj_dim: Option<usize>,
+    #[serde(default = "default_rope_max_seq_len")]
+    pub rope_max_seq_len: usize,
+    #[serde(default)]
+    pub pos_embed_seq_len: Option<usize>,
+}
+
+impl WanTransformerConfig {
+    pub fn inner_dim(&self) -> usize {
+        self.num_attention_heads * self.attention_head_dim
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.out_channels.unwrap_or(self.in_channels)
+    }
+
+    pub fn patch(&self) -> (usize, usize, usize) {
+        (self.patch_size[0], self.patch_size[1], self.patch_size[2])
+    }
+
+    /// Rejects what this port does not implement, rather than computing something else.
+    pub fn validate(&self) -> Result<()> {
+        if self.image_dim.is_some() || self.added_kv_proj_dim.is_some() || self.pos_embed_seq_len.is_some() {
+            return Err(ModelError::Unsupported(
+                "this is a Wan image-to-video transformer (its config sets image_dim / \
+                 added_kv_proj_dim): the image-conditioning branch is not supported yet; use a \
+                 text-to-video checkpoint (Wan2.1-T2V, Wan2.2-T2V or Wan2.2-TI2V)"
+                    .into(),
+            ));
+        }
+        if self.qk_norm.as_deref() != Some(RMS_NORM_ACROSS_HEADS) {
+            return Err(ModelError::Unsupported(format!(
+                "qk_norm {:?} is not supported: Wan checkpoints use \"{RMS_NORM_ACROSS_HEADS}\"",
+                self.qk_norm
+            )));
+        }
+        if self.patch_size.len() != 3 || self.patch_size.contains(&0) {
+            return Err(ModelError::Unsupported(format!(
+                "patch_size must hold three positive sizes (frames, height, width), found {:?}",
+                self.patch_size
+            )));
+        }
+        let (t, h, _) = rope_split(self.attention_head_dim);
+        if self.attention_head_dim % 2 != 0 || t % 2 != 0 || t == 0 || h == 0 {
+            return Err(ModelError::Unsupported(format!(
+                "attention_head_dim {} cannot be split into the even temporal and spatial rotary \
+                 parts Wan uses",
+                self.attention_head_dim
+            )));
+        }
+        if self.num_attention_heads == 0 || self.num_layers == 0 || self.freq_dim == 0 {
+            return Err(ModelError::Unsupported(
+                "num_attention_heads, num_layers and freq_dim must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parameters of the transformer (for estimates and reports).
+    pub fn parameter_count(&self) -> usize {
+        let d = self.inner_dim();
+        let (pt, ph, pw) = self.patch();
+        let patch = self.in_channels * pt * ph * pw * d + d;
+        let time = self.freq_dim * d + d + d * d + d + d * 6 * d + 6 * d;
+        let text = self.text_dim * d + d + d * d + d;
+        let attention = 4 * (d * d + d) + 2 * d;
+        let block = 2 * attention
+            + if self.cross_attn_norm { 2 * d } else { 0 }
+            + d * self.ffn_dim + self.ffn_dim + self.ffn_dim * d + d
+            + 6 * d;
+        let out = d * self.out_channels() * pt * ph * pw + self.out_channels() * pt * ph * pw + 2 * d;
+        patch + time + text + self.num_layers * block + out
+    }
+}
+
+/// A published transformer configuration, known by name without its weights.
+fn published(heads: usize, ffn_dim: usize, layers: usize, channels: usize) -> WanTransformerConfig {
+    WanTransformerConfig {
+        patch_size: default_patch_size(),
+        num_attention_heads: heads,
+        attention_head_dim: 128,
+        in_channels: channels,
+        out_channels: Some(channels),
+        text_dim: 4096,
+        freq_dim: 256,
+        ffn_dim,
+        num_layers: layers,
+        cross_attn_norm: true,
+        qk_norm: default_qk_norm(),
+        eps: 1e-6,
+        image_dim: None,
+        added_kv_proj_dim: None,
+        rope_max_seq_len: 1024,
+        pos_embed_seq_len: None,
+    }
+}
+
+/// The transformer configurations of the published Wan text-to-video checkpoints, by the names
+/// `reel models` lists. Wan2.2-T2V-A14B has two experts of the 14B configuration.
+pub fn published_transformer(name: &str) -> Option<WanTransformerConfig> {
+    match name {
+        "wan2.1-t2v-1.3b" => Some(published(12, 8960, 30, 16)),
+        "wan2.1-t2v-14b" | "wan2.2-t2v-a14b" => Some(published(40, 13824, 40, 16)),
+        "wan2.2-ti2v-5b" => Some(published(24, 14336, 30, 48)),
+        _ => None,
+    }
+}
+
+pub const PUBLISHED_NAMES: [&str; 4] = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-t2v-a14b"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_parameter_counts_equal_the_reference() {
+        // Counted by diffusers 0.42.1 on the meta device for the same configurations.
+        let count = |name| published_transformer(name).unwrap().parameter_count();
+        assert_eq!(count("wan2.1-t2v-1.3b"), 1_418_996_800);
+        assert_eq!(count("wan2.1-t2v-14b"), 14_288_491_584);
+        assert_eq!(count("wan2.2-ti2v-5b"), 4_999_787_712);
+    }
+
+    #[test]
+    fn empty_config_takes_the_reference_defaults() {
+        let config: WanTransformerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, published(40, 13824, 40, 16));
+        let config: WanTransformerConfig = serde_json::from_str(r#"{"in_channels": 48, "out_channels": null}"#).unwrap();
+        assert_eq!(config.out_channels(), 48);
+    }
+}

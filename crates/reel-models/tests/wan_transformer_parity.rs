@@ -1,0 +1,45 @@
+//! The Wan transformer against diffusers' `WanTransformer3DModel` on tiny random checkpoints saved in
+//! the reference layout (scripts/fixtures/engine.py). Tolerances: f32 1e-4, bf16 2e-2 relative error
+//! over the whole output.
+
+use candle_core::DType;
+use reel_models::testing::{assert_close, fixture, load_tensors, take, test_device};
+use reel_models::wan::WanTransformer;
+use reel_models::weights::ComponentFolder;
+
+const F32_TOLERANCE: f64 = 1e-4;
+const BF16_TOLERANCE: f64 = 2e-2;
+
+fn check(model_dir: &str, case: &str) {
+    let device = test_device();
+    let folder = ComponentFolder::open(fixture(model_dir)).unwrap();
+    let tensors = load_tensors(&format!("parity/transformer_{case}.safetensors"));
+    let latents = take(&tensors, "latents").to_device(&device).unwrap();
+    let timestep = take(&tensors, "timestep").to_device(&device).unwrap();
+    let context = take(&tensors, "context").to_device(&device).unwrap();
+
+    for (dtype, expected, tolerance) in [
+        (DType::F32, "output_f32", F32_TOLERANCE),
+        (DType::BF16, "output_bf16", BF16_TOLERANCE),
+    ] {
+        let model = WanTransformer::load(&folder, dtype, &device).unwrap();
+        let output = model.forward(&latents, &timestep, &context).unwrap();
+        assert_eq!(output.dtype(), dtype);
+        assert_close(&format!("{case} {dtype:?}"), &output, &take(&tensors, expected), tolerance);
+    }
+}
+
+#[test]
+fn wan21_sharded_f32_checkpoint_with_batch_of_two() {
+    check("tiny-wan2.1/transformer", "wan2.1");
+}
+
+#[test]
+fn wan21_fractional_timestep() {
+    check("tiny-wan2.1/transformer", "wan2.1_float_t");
+}
+
+#[test]
+fn wan22_ti2v_bf16_checkpoint_with_per_token_timesteps() {
+    check("tiny-wan2.2-ti2v/transformer", "wan2.2_ti2v");
+}
