@@ -1,14 +1,10 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Sampling for reel: the flow-matching schedulers Wan uses, equal to diffusers', and the denoising
+//! loop (classifier-free guidance, the two-expert switch of Wan 2.2 A14B) that ties them to the
+//! transformer.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod error;
+pub mod progress;
+pub mod sampler;
+pub mod scheduler;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::{Result, SamplingError};

@@ -1,0 +1,162 @@
+//! The denoising loop of diffusers' `WanPipeline.__call__` (pipelines/wan/pipeline_wan.py): for each
+//! timestep, pick the expert, evaluate the transformer with and without the prompt, combine them
+//! with classifier-free guidance, and step the scheduler.
+
+use candle_core::{DType, Device, Tensor};
+use reel_models::wan::WanTransformer;
+use reel_models::weights::ComponentFolder;
+
+use crate::progress::{OnProgress, Progress, Stage};
+use crate::scheduler::Scheduler;
+use crate::{Result, SamplingError};
+
+/// One transformer of the denoiser, either in memory or loaded from its folder when first needed
+/// (and dropped again when the sampler moves on to the next expert).
+pub struct Expert {
+    model: Option<WanTransformer>,
+    source: Option<(ComponentFolder, DType, Device)>,
+    name: &'static str,
+}
+
+impl Expert {
+    pub fn loaded(model: WanTransformer) -> Self {
+        Self { model: Some(model), source: None, name: "transformer" }
+    }
+
+    /// Loaded from `folder` (named `name` in progress reports) at its first step.
+    pub fn on_disk(folder: ComponentFolder, dtype: DType, device: &Device, name: &'static str) -> Self {
+        Self { model: None, source: Some((folder, dtype, device.clone())), name }
+    }
+
+    fn get(&mut self, on_progress: &mut dyn FnMut(Progress)) -> Result<&WanTransformer> {
+        if self.model.is_none() {
+            let (folder, dtype, device) = self.source.as_ref().expect("an expert has a model or a source");
+            on_progress(Progress { stage: Stage::Load(self.name), done: 0, total: 1 });
+            self.model = Some(WanTransformer::load(folder, *dtype, device)?);
+            on_progress(Progress { stage: Stage::Load(self.name), done: 1, total: 1 });
+        }
+        Ok(self.model.as_ref().expect("just loaded"))
+    }
+
+    /// Frees the model's memory when it can be loaded again.
+    fn release(&mut self) {
+        if self.source.is_some() {
+            self.model = None;
+        }
+    }
+}
+
+/// Guidance scales: `scale` for the (high-noise) transformer, `scale_2` for the low-noise expert
+/// (defaults to `scale`). Guidance is applied when `scale > 1`, as in the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guidance {
+    pub scale: f64,
+    pub scale_2: Option<f64>,
+}
+
+impl Guidance {
+    pub fn enabled(&self) -> bool {
+        self.scale > 1.0
+    }
+}
+
+/// The transformer(s) that denoise: one, or Wan 2.2 A14B's two experts, the first for timesteps at
+/// or above `boundary_ratio * num_train_timesteps` and the second below.
+pub struct Denoiser {
+    experts: Vec<Expert>,
+    boundary_ratio: Option<f64>,
+    /// Wan 2.2 TI2V gives the transformer one timestep per latent token.
+    expand_timesteps: bool,
+}
+
+impl Denoiser {
+    pub fn single(expert: Expert) -> Self {
+        Self { experts: vec![expert], boundary_ratio: None, expand_timesteps: false }
+    }
+
+    pub fn two_experts(high_noise: Expert, low_noise: Expert, boundary_ratio: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&boundary_ratio) {
+            return Err(SamplingError::Config(format!(
+                "boundary_ratio must lie in [0, 1], found {boundary_ratio}"
+            )));
+        }
+        Ok(Self { experts: vec![high_noise, low_noise], boundary_ratio: Some(boundary_ratio), expand_timesteps: false })
+    }
+
+    pub fn with_expand_timesteps(mut self, expand: bool) -> Self {
+        self.expand_timesteps = expand;
+        self
+    }
+
+    fn expert_index(&self, timestep: f32, num_train_timesteps: usize) -> usize {
+        match self.boundary_ratio {
+            Some(ratio) if (timestep as f64) < ratio * num_train_timesteps as f64 => 1,
+            _ => 0,
+        }
+    }
+
+
+    /// Runs every step of `scheduler` from `latents` (f32, batch x channels x frames x height x
+    /// width); `uncond` is required when guidance is enabled. Returns the denoised latents.
+    pub fn denoise(
+        &mut self,
+        scheduler: &mut dyn Scheduler,
+        latents: Tensor,
+        cond: &Tensor,
+        uncond: Option<&Tensor>,
+        guidance: Guidance,
+        on_progress: OnProgress,
+    ) -> Result<Tensor> {
+        if guidance.scale_2.is_some() && self.boundary_ratio.is_none() {
+            return Err(SamplingError::InvalidInput(
+                "a second guidance scale applies only to two-expert models (Wan2.2 A14B)".into(),
+            ));
+        }
+        let uncond = match (guidance.enabled(), uncond) {
+            (true, None) => {
+                return Err(SamplingError::InvalidInput(
+                    "guidance scale > 1 needs negative prompt embeddings".into(),
+                ))
+            }
+            (true, Some(u)) => Some(u),
+            (false, _) => None,
+        };
+        let timesteps = scheduler.timesteps().to_vec();
+        let train = scheduler.num_train_timesteps();
+        let mut latents = latents;
+        let mut current: Option<usize> = None;
+        for (i, &t) in timesteps.iter().enumerate() {
+            let index = self.expert_index(t, train);
+            if let Some(previous) = current.filter(|p| *p != index) {
+                self.experts[previous].release();
+            }
+            current = Some(index);
+            let scale = if index == 0 { guidance.scale } else { guidance.scale_2.unwrap_or(guidance.scale) };
+
+            let expand = self.expand_timesteps;
+            let model = self.experts[index].get(on_progress)?;
+            let input = latents.to_dtype(model.dtype())?;
+            let timestep = timestep_tensor(t, &input, model, expand)?;
+            let mut prediction = model.forward(&input, &timestep, cond)?;
+            if let Some(uncond) = uncond {
+                let unconditional = model.forward(&input, &timestep, uncond)?;
+                prediction = (&unconditional + ((prediction - &unconditional)? * scale)?)?;
+            }
+            latents = scheduler.step(&prediction, &latents)?;
+            on_progress(Progress { stage: Stage::Denoise, done: i + 1, total: timesteps.len() });
+        }
+        Ok(latents)
+    }
+}
+
+/// The timestep tensor for one evaluation: (batch) or, with `expand`, (batch, tokens).
+fn timestep_tensor(t: f32, latents: &Tensor, model: &WanTransformer, expand: bool) -> Result<Tensor> {
+    let (batch, _, frames, height, width) = latents.dims5()?;
+    let (pt, ph, pw) = model.config().patch();
+    let shape = if expand {
+        vec![batch, (frames / pt) * (height / ph) * (width / pw)]
+    } else {
+        vec![batch]
+    };
+    Ok(Tensor::full(t, shape, latents.device())?)
+}
