@@ -303,3 +303,35 @@ fn find_weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         ))),
     }
 }
+
+/// A [`VarBuilder`] that draws every parameter at random (normal, scaled by 1/sqrt(fan-in) so
+/// activations stay in range): a model of a real configuration without its checkpoint, for
+/// benchmarks and memory measurements.
+pub fn random_var_builder(dtype: DType, device: &Device) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(RandomBackend), dtype, device.clone())
+}
+
+struct RandomBackend;
+
+impl SimpleBackend for RandomBackend {
+    fn get(
+        &self,
+        shape: Shape,
+        _name: &str,
+        _hints: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let fan_in = if shape.rank() > 1 { shape.dims()[1..].iter().product::<usize>() } else { 1 };
+        let std = 1.0 / (fan_in as f64).sqrt();
+        Tensor::randn(0f32, std as f32, shape, dev)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("random weights have no shape for '{name}'; ask for it with a shape")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}

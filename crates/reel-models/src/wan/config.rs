@@ -154,40 +154,43 @@ impl WanTransformerConfig {
     }
 }
 
-/// A published transformer configuration, known by name without its weights.
-fn published(heads: usize, ffn_dim: usize, layers: usize, channels: usize) -> WanTransformerConfig {
-    WanTransformerConfig {
-        patch_size: default_patch_size(),
-        num_attention_heads: heads,
-        attention_head_dim: 128,
-        in_channels: channels,
-        out_channels: Some(channels),
-        text_dim: 4096,
-        freq_dim: 256,
-        ffn_dim,
-        num_layers: layers,
-        cross_attn_norm: true,
-        qk_norm: default_qk_norm(),
-        eps: 1e-6,
-        image_dim: None,
-        added_kv_proj_dim: None,
-        rope_max_seq_len: 1024,
-        pos_embed_seq_len: None,
+/// Floating-point operations of one transformer forward for one video (a multiply-add counts two).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForwardFlops {
+    /// Linear layers: projections, feed-forward, embeddings.
+    pub linear: f64,
+    /// Self-attention scores and weighted sums, growing with the square of the token count.
+    pub self_attention: f64,
+    /// Cross-attention scores and weighted sums against the text tokens.
+    pub cross_attention: f64,
+}
+
+impl ForwardFlops {
+    pub fn total(&self) -> f64 {
+        self.linear + self.self_attention + self.cross_attention
     }
 }
 
-/// The transformer configurations of the published Wan text-to-video checkpoints, by the names
-/// `reel models` lists. Wan2.2-T2V-A14B has two experts of the 14B configuration.
-pub fn published_transformer(name: &str) -> Option<WanTransformerConfig> {
-    match name {
-        "wan2.1-t2v-1.3b" => Some(published(12, 8960, 30, 16)),
-        "wan2.1-t2v-14b" | "wan2.2-t2v-a14b" => Some(published(40, 13824, 40, 16)),
-        "wan2.2-ti2v-5b" => Some(published(24, 14336, 30, 48)),
-        _ => None,
+impl WanTransformerConfig {
+    /// FLOPs of one forward over `tokens` video tokens and `text_tokens` prompt tokens.
+    pub fn forward_flops(&self, tokens: usize, text_tokens: usize) -> ForwardFlops {
+        let (n, t) = (tokens as f64, text_tokens as f64);
+        let d = self.inner_dim() as f64;
+        let (pt, ph, pw) = self.patch();
+        let patch = (pt * ph * pw) as f64;
+        let layers = self.num_layers as f64;
+        let per_block_linear = n * (4.0 * d * d + 2.0 * d * d + 2.0 * d * self.ffn_dim as f64) + t * 2.0 * d * d;
+        let embeddings = n * self.in_channels as f64 * patch * d
+            + t * (self.text_dim as f64 * d + d * d)
+            + self.freq_dim as f64 * d + 7.0 * d * d
+            + n * d * self.out_channels() as f64 * patch;
+        ForwardFlops {
+            linear: 2.0 * (layers * per_block_linear + embeddings),
+            self_attention: layers * 4.0 * n * n * d,
+            cross_attention: layers * 4.0 * n * t * d,
+        }
     }
 }
-
-pub const PUBLISHED_NAMES: [&str; 4] = ["wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-t2v-a14b"];
 
 #[cfg(test)]
 mod tests {
@@ -196,7 +199,7 @@ mod tests {
     #[test]
     fn published_parameter_counts_equal_the_reference() {
         // Counted by diffusers 0.42.1 on the meta device for the same configurations.
-        let count = |name| published_transformer(name).unwrap().parameter_count();
+        let count = |name| super::super::published_model(name).unwrap().transformer.parameter_count();
         assert_eq!(count("wan2.1-t2v-1.3b"), 1_418_996_800);
         assert_eq!(count("wan2.1-t2v-14b"), 14_288_491_584);
         assert_eq!(count("wan2.2-ti2v-5b"), 4_999_787_712);
@@ -205,7 +208,7 @@ mod tests {
     #[test]
     fn empty_config_takes_the_reference_defaults() {
         let config: WanTransformerConfig = serde_json::from_str("{}").unwrap();
-        assert_eq!(config, published(40, 13824, 40, 16));
+        assert_eq!(config, super::super::published_model("wan2.1-t2v-14b").unwrap().transformer);
         let config: WanTransformerConfig = serde_json::from_str(r#"{"in_channels": 48, "out_channels": null}"#).unwrap();
         assert_eq!(config.out_channels(), 48);
     }

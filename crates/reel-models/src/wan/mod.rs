@@ -1,7 +1,11 @@
-//! The Wan family (Wan 2.1 and 2.2): transformer, and its configuration.
+//! The Wan family (Wan 2.1 and 2.2): transformer, its configuration, and the published checkpoints.
 
 pub mod config;
+pub mod geometry;
+pub mod published;
 pub mod transformer;
 
-pub use config::{published_transformer, WanTransformerConfig, PUBLISHED_NAMES};
+pub use config::{ForwardFlops, WanTransformerConfig};
+pub use geometry::LatentGeometry;
+pub use published::{published_model, published_models, PublishedModel};
 pub use transformer::WanTransformer;

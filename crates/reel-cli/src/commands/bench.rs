@@ -1,0 +1,135 @@
+//! `reel bench`: speed measurements on this machine. Timings belong here, never in tests.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use clap::{Args, Subcommand};
+use reel_models::device::{parse_device, parse_dtype};
+use reel_models::wan::{published_model, published_models, WanTransformer};
+use reel_models::weights::random_var_builder;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Time one forward of a Wan transformer of a published configuration, with random weights
+    Transformer(TransformerBench),
+}
+
+#[derive(Args)]
+struct TransformerBench {
+    /// Published configuration (see `reel models`)
+    #[arg(long, default_value = "wan2.1-t2v-1.3b")]
+    model: String,
+    /// Video frames (4k+1)
+    #[arg(long, default_value_t = 17)]
+    frames: usize,
+    /// Video width in pixels
+    #[arg(long, default_value_t = 320)]
+    width: usize,
+    /// Video height in pixels
+    #[arg(long, default_value_t = 192)]
+    height: usize,
+    /// Prompt tokens given to cross-attention (Wan pads prompts to 512)
+    #[arg(long, default_value_t = 512)]
+    text_tokens: usize,
+    /// Compute dtype: f32, bf16 or f16
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// cpu, cuda, cuda:N or metal
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Untimed forwards before measuring
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed forwards
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.target {
+        BenchTarget::Transformer(bench) => transformer(bench),
+    }
+}
+
+fn transformer(args: TransformerBench) -> anyhow::Result<()> {
+    let model = published_model(&args.model).with_context(|| {
+        let names: Vec<_> = published_models().iter().map(|m| m.name).collect();
+        format!("unknown model '{}': choose one of {}", args.model, names.join(", "))
+    })?;
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let (frames, height, width) = model.latents.latent_dims(args.frames, args.height, args.width)?;
+    let config = &model.transformer;
+    let (pt, ph, pw) = config.patch();
+    let tokens = (frames / pt) * (height / ph) * (width / pw);
+
+    let build = Instant::now();
+    let transformer = WanTransformer::new(config, random_var_builder(dtype, &device))?;
+    let build_seconds = build.elapsed().as_secs_f64();
+
+    let latents = Tensor::randn(0f32, 1.0, (1, config.in_channels, frames, height, width), &device)?;
+    let context = Tensor::randn(0f32, 1.0, (1, args.text_tokens, config.text_dim), &device)?.to_dtype(dtype)?;
+    let timestep = Tensor::new(&[500f32], &device)?;
+
+    for _ in 0..args.warmup {
+        forward(&transformer, &latents, &timestep, &context, &device)?;
+    }
+    let mut seconds: Vec<f64> = (0..args.runs)
+        .map(|_| {
+            let start = Instant::now();
+            forward(&transformer, &latents, &timestep, &context, &device)?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    let flops = config.forward_flops(tokens, args.text_tokens).total();
+    let gflops_per_second = flops / median / 1e9;
+
+    if args.json {
+        let report = serde_json::json!({
+            "implementation": "reel",
+            "model": model.name,
+            "dtype": args.dtype,
+            "device": args.device,
+            "frames": args.frames, "height": args.height, "width": args.width,
+            "video_tokens": tokens, "text_tokens": args.text_tokens,
+            "seconds_per_forward": median, "runs": seconds,
+            "gflop_per_forward": flops / 1e9,
+            "gflops_per_second": gflops_per_second,
+            "build_seconds": build_seconds,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "{} transformer, {} frames at {}x{} ({tokens} video tokens, {} text tokens), {} on {}",
+            model.name, args.frames, args.width, args.height, args.text_tokens, args.dtype, args.device
+        );
+        println!(
+            "forward: {median:.3} s median of {} (min {:.3} s), {:.0} GFLOP -> {gflops_per_second:.0} GFLOP/s",
+            args.runs,
+            seconds[0],
+            flops / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// One forward, waiting for the device to finish so the time is real.
+fn forward(model: &WanTransformer, latents: &Tensor, timestep: &Tensor, context: &Tensor, device: &Device) -> anyhow::Result<()> {
+    let out = model.forward(latents, timestep, context)?;
+    device.synchronize()?;
+    anyhow::ensure!(out.dtype() == model.dtype() || out.dtype() == DType::F32);
+    Ok(())
+}
