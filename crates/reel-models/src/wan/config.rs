@@ -192,6 +192,117 @@ impl WanTransformerConfig {
     }
 }
 
+/// Configuration of the Wan VAE: the `config.json` diffusers writes for `AutoencoderKLWan`, with the
+/// reference's field names and defaults (those of Wan 2.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WanVaeConfig {
+    #[serde(default = "default_vae_base_dim")]
+    pub base_dim: usize,
+    #[serde(default)]
+    pub decoder_base_dim: Option<usize>,
+    #[serde(default = "default_channels")]
+    pub z_dim: usize,
+    #[serde(default = "default_dim_mult")]
+    pub dim_mult: Vec<usize>,
+    #[serde(default = "default_res_blocks")]
+    pub num_res_blocks: usize,
+    #[serde(default)]
+    pub attn_scales: Vec<f64>,
+    #[serde(default = "default_temporal_downsample")]
+    pub temperal_downsample: Vec<bool>,
+    #[serde(default = "default_latents_mean")]
+    pub latents_mean: Vec<f64>,
+    #[serde(default = "default_latents_std")]
+    pub latents_std: Vec<f64>,
+    #[serde(default)]
+    pub is_residual: bool,
+    #[serde(default = "default_rgb")]
+    pub in_channels: usize,
+    #[serde(default = "default_rgb")]
+    pub out_channels: usize,
+    #[serde(default)]
+    pub patch_size: Option<usize>,
+    #[serde(default = "default_scale_temporal")]
+    pub scale_factor_temporal: usize,
+    #[serde(default = "default_scale_spatial")]
+    pub scale_factor_spatial: usize,
+}
+
+fn default_vae_base_dim() -> usize {
+    96
+}
+fn default_dim_mult() -> Vec<usize> {
+    vec![1, 2, 4, 4]
+}
+fn default_res_blocks() -> usize {
+    2
+}
+fn default_temporal_downsample() -> Vec<bool> {
+    vec![false, true, true]
+}
+fn default_rgb() -> usize {
+    3
+}
+fn default_scale_temporal() -> usize {
+    4
+}
+fn default_scale_spatial() -> usize {
+    8
+}
+fn default_latents_mean() -> Vec<f64> {
+    vec![
+        -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715, 0.5517, -0.3632,
+        -0.1922, -0.9497, 0.2503, -0.2921,
+    ]
+}
+fn default_latents_std() -> Vec<f64> {
+    vec![
+        2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3.2687, 2.1526, 2.8652, 1.5579, 1.6382,
+        1.1253, 2.8251, 1.9160,
+    ]
+}
+
+impl WanVaeConfig {
+    pub fn decoder_base_dim(&self) -> usize {
+        self.decoder_base_dim.unwrap_or(self.base_dim)
+    }
+
+    pub fn patch(&self) -> usize {
+        self.patch_size.unwrap_or(1)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let levels = self.dim_mult.len();
+        let problem = if levels == 0 {
+            Some("dim_mult is empty".to_string())
+        } else if self.temperal_downsample.len() + 1 < levels {
+            Some(format!("temperal_downsample needs {} entries, found {}", levels - 1, self.temperal_downsample.len()))
+        } else if self.latents_mean.len() != self.z_dim || self.latents_std.len() != self.z_dim {
+            Some(format!(
+                "latents_mean and latents_std need z_dim = {} entries, found {} and {}",
+                self.z_dim,
+                self.latents_mean.len(),
+                self.latents_std.len()
+            ))
+        } else if self.latents_std.contains(&0.0) {
+            Some("latents_std must not contain zero".into())
+        } else if self.in_channels != 3 * self.patch() * self.patch() || self.out_channels != self.in_channels {
+            Some(format!(
+                "in_channels {} / out_channels {} do not match RGB video with patch_size {}",
+                self.in_channels,
+                self.out_channels,
+                self.patch()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(ModelError::Unsupported(format!("AutoencoderKLWan config: {problem}"))),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
