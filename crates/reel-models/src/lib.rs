@@ -9,6 +9,7 @@ pub mod error;
 pub mod nn;
 #[doc(hidden)]
 pub mod testing;
+pub mod umt5;
 pub mod wan;
 pub mod weights;
 

@@ -1,9 +1,13 @@
-//! Sampling for reel: the flow-matching schedulers Wan uses, equal to diffusers', and the denoising
-//! loop (classifier-free guidance, the two-expert switch of Wan 2.2 A14B) that ties them to the
-//! transformer.
+//! Sampling for reel: the flow-matching schedulers Wan uses, equal to diffusers', the denoising
+//! loop (classifier-free guidance, the two-expert switch of Wan 2.2 A14B), prompt encoding, seeded
+//! noise, and the text-to-video pipeline that ties text encoder, transformer and VAE together.
 
+pub mod checkpoint;
 pub mod error;
+pub mod noise;
+pub mod pipeline;
 pub mod progress;
+pub mod prompt;
 pub mod sampler;
 pub mod scheduler;
 

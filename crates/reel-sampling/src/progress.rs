@@ -6,15 +6,21 @@
 pub enum Stage {
     /// Loading a model component from disk (its name in the checkpoint folder).
     Load(&'static str),
+    /// Encoding the prompt and the negative prompt.
+    EncodePrompt,
     /// Denoising: one step of the sampler, each a transformer evaluation (two with guidance).
     Denoise,
+    /// Decoding latents to frames, one latent frame at a time.
+    Decode,
 }
 
 impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stage::Load(component) => write!(f, "loading {component}"),
+            Stage::EncodePrompt => write!(f, "encoding the prompt"),
             Stage::Denoise => write!(f, "denoising"),
+            Stage::Decode => write!(f, "decoding"),
         }
     }
 }

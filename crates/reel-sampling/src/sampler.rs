@@ -10,37 +10,46 @@ use crate::progress::{OnProgress, Progress, Stage};
 use crate::scheduler::Scheduler;
 use crate::{Result, SamplingError};
 
-/// One transformer of the denoiser, either in memory or loaded from its folder when first needed
-/// (and dropped again when the sampler moves on to the next expert).
+/// Builds a transformer when the denoiser first needs it.
+pub type TransformerLoader = Box<dyn Fn() -> reel_models::Result<WanTransformer> + Send>;
+
+/// One transformer of the denoiser, either in memory or built when first needed (and dropped again
+/// when the sampler moves on to the next expert, so two experts never occupy memory together).
 pub struct Expert {
     model: Option<WanTransformer>,
-    source: Option<(ComponentFolder, DType, Device)>,
+    loader: Option<TransformerLoader>,
     name: &'static str,
 }
 
 impl Expert {
     pub fn loaded(model: WanTransformer) -> Self {
-        Self { model: Some(model), source: None, name: "transformer" }
+        Self { model: Some(model), loader: None, name: "transformer" }
     }
 
-    /// Loaded from `folder` (named `name` in progress reports) at its first step.
+    /// Built by `loader` (named `name` in progress reports) at its first step.
+    pub fn deferred(name: &'static str, loader: TransformerLoader) -> Self {
+        Self { model: None, loader: Some(loader), name }
+    }
+
+    /// Loaded from a checkpoint folder at its first step.
     pub fn on_disk(folder: ComponentFolder, dtype: DType, device: &Device, name: &'static str) -> Self {
-        Self { model: None, source: Some((folder, dtype, device.clone())), name }
+        let device = device.clone();
+        Self::deferred(name, Box::new(move || WanTransformer::load(&folder, dtype, &device)))
     }
 
     fn get(&mut self, on_progress: &mut dyn FnMut(Progress)) -> Result<&WanTransformer> {
         if self.model.is_none() {
-            let (folder, dtype, device) = self.source.as_ref().expect("an expert has a model or a source");
+            let loader = self.loader.as_ref().expect("an expert has a model or a loader");
             on_progress(Progress { stage: Stage::Load(self.name), done: 0, total: 1 });
-            self.model = Some(WanTransformer::load(folder, *dtype, device)?);
+            self.model = Some(loader()?);
             on_progress(Progress { stage: Stage::Load(self.name), done: 1, total: 1 });
         }
         Ok(self.model.as_ref().expect("just loaded"))
     }
 
-    /// Frees the model's memory when it can be loaded again.
+    /// Frees the model's memory when it can be built again.
     fn release(&mut self) {
-        if self.source.is_some() {
+        if self.loader.is_some() {
             self.model = None;
         }
     }
@@ -144,6 +153,10 @@ impl Denoiser {
             }
             latents = scheduler.step(&prediction, &latents)?;
             on_progress(Progress { stage: Stage::Denoise, done: i + 1, total: timesteps.len() });
+        }
+        // The decoder comes next: free the transformer's memory for it.
+        for expert in &mut self.experts {
+            expert.release();
         }
         Ok(latents)
     }

@@ -1,6 +1,6 @@
-//! Scaled dot-product attention with bounded memory: queries are processed in chunks so that the
-//! score matrix never exceeds a fixed budget, whatever the sequence length (a 720p Wan video has
-//! tens of thousands of tokens, whose full score matrix would not fit in memory).
+//! Softmax attention with bounded memory: queries are processed in chunks so that the score matrix
+//! never exceeds a fixed budget, whatever the sequence length (a 720p Wan video has tens of
+//! thousands of tokens, whose full score matrix would not fit in memory).
 
 use candle_core::{DType, Result, Tensor, D};
 
@@ -10,9 +10,15 @@ const SCORE_BUDGET_BYTES: usize = 256 << 20;
 /// softmax(q kᵀ / sqrt(d)) v for `q` (batch, heads, q_len, d) and `k`, `v` (batch, heads, kv_len, d).
 /// Scores and softmax are computed in f32; the result has `q`'s dtype.
 pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let (batch, heads, q_len, head_dim) = q.dims4()?;
+    let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+    attention(q, k, v, scale, None)
+}
+
+/// softmax(scale * q kᵀ + bias) v, with an optional additive f32 `bias` that broadcasts to
+/// (batch, heads, q_len, kv_len) (position biases, masks).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (batch, heads, q_len, _) = q.dims4()?;
     let kv_len = k.dim(2)?;
-    let scale = 1.0 / (head_dim as f64).sqrt();
     let k_t = k.transpose(2, 3)?.contiguous()?;
     let v = v.contiguous()?;
 
@@ -22,8 +28,15 @@ pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Resul
     for start in (0..q_len).step_by(chunk) {
         let len = chunk.min(q_len - start);
         let q_chunk = q.narrow(2, start, len)?;
-        let scores = (q_chunk.matmul(&k_t)? * scale)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?;
+        let mut scores = q_chunk.matmul(&k_t)?.to_dtype(DType::F32)?;
+        if scale != 1.0 {
+            scores = (scores * scale)?;
+        }
+        if let Some(bias) = bias {
+            let bias = if bias.dim(2)? == q_len { bias.narrow(2, start, len)? } else { bias.clone() };
+            scores = scores.broadcast_add(&bias)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         outputs.push(probs.to_dtype(q.dtype())?.matmul(&v)?);
     }
     if outputs.len() == 1 {

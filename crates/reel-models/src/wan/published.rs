@@ -1,8 +1,9 @@
 //! The published Wan text-to-video checkpoints, known by name without their weights: for
 //! benchmarks, estimates and `reel models`.
 
-use super::config::WanTransformerConfig;
+use super::config::{WanTransformerConfig, WanVaeConfig};
 use super::geometry::LatentGeometry;
+use crate::umt5::Umt5Config;
 
 #[derive(Debug, Clone)]
 pub struct PublishedModel {
@@ -14,6 +15,9 @@ pub struct PublishedModel {
     /// Two for Wan2.2-T2V-A14B (a high-noise and a low-noise expert of the same configuration).
     pub experts: usize,
     pub latents: LatentGeometry,
+    /// UMT5-XXL, the text encoder of every Wan checkpoint.
+    pub text_encoder: Umt5Config,
+    pub vae: WanVaeConfig,
 }
 
 fn transformer(heads: usize, ffn_dim: usize, layers: usize, channels: usize) -> WanTransformerConfig {
@@ -24,6 +28,32 @@ fn transformer(heads: usize, ffn_dim: usize, layers: usize, channels: usize) -> 
     config.in_channels = channels;
     config.out_channels = Some(channels);
     config
+}
+
+/// UMT5-XXL as Wan's `text_encoder/config.json` describes it.
+fn umt5_xxl() -> Umt5Config {
+    serde_json::from_value(serde_json::json!({
+        "vocab_size": 256384, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24,
+        "num_heads": 64, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+        "feed_forward_proj": "gated-gelu"
+    }))
+    .expect("a valid UMT5 config")
+}
+
+/// Wan 2.1's VAE (the reference's defaults).
+fn vae_21() -> WanVaeConfig {
+    serde_json::from_str("{}").expect("defaults deserialize")
+}
+
+/// Wan 2.2's VAE layout. Its 48 normalisation statistics are not needed without weights and are
+/// set to 0 and 1 here: a checkpoint's own config.json always provides them.
+fn vae_22() -> WanVaeConfig {
+    serde_json::from_value(serde_json::json!({
+        "base_dim": 160, "decoder_base_dim": 256, "z_dim": 48, "is_residual": true,
+        "in_channels": 12, "out_channels": 12, "patch_size": 2, "scale_factor_spatial": 16,
+        "latents_mean": vec![0.0; 48], "latents_std": vec![1.0; 48]
+    }))
+    .expect("a valid VAE config")
 }
 
 const WAN21_LATENTS: LatentGeometry = LatentGeometry { channels: 16, temporal: 4, spatial: 8, patch: (1, 2, 2) };
@@ -37,6 +67,8 @@ pub fn published_models() -> Vec<PublishedModel> {
             transformer: transformer(12, 8960, 30, 16),
             experts: 1,
             latents: WAN21_LATENTS,
+            text_encoder: umt5_xxl(),
+            vae: vae_21(),
         },
         PublishedModel {
             name: "wan2.1-t2v-14b",
@@ -44,6 +76,8 @@ pub fn published_models() -> Vec<PublishedModel> {
             transformer: transformer(40, 13824, 40, 16),
             experts: 1,
             latents: WAN21_LATENTS,
+            text_encoder: umt5_xxl(),
+            vae: vae_21(),
         },
         PublishedModel {
             name: "wan2.2-ti2v-5b",
@@ -51,6 +85,8 @@ pub fn published_models() -> Vec<PublishedModel> {
             transformer: transformer(24, 14336, 30, 48),
             experts: 1,
             latents: WAN22_LATENTS,
+            text_encoder: umt5_xxl(),
+            vae: vae_22(),
         },
         PublishedModel {
             name: "wan2.2-t2v-a14b",
@@ -58,6 +94,8 @@ pub fn published_models() -> Vec<PublishedModel> {
             transformer: transformer(40, 13824, 40, 16),
             experts: 2,
             latents: WAN21_LATENTS,
+            text_encoder: umt5_xxl(),
+            vae: vae_21(),
         },
     ]
 }

@@ -658,6 +658,16 @@ impl WanVae {
 
     /// Decodes latents (batch, z_dim, frames, height, width) to video in [-1, 1].
     pub fn decode(&self, latents: &Tensor, tiling: Option<Tiling>) -> Result<Tensor> {
+        self.decode_with_progress(latents, tiling, &mut |_, _| {})
+    }
+
+    /// [`WanVae::decode`], calling `on_chunk(done, total)` after each latent frame of each tile.
+    pub fn decode_with_progress(
+        &self,
+        latents: &Tensor,
+        tiling: Option<Tiling>,
+        on_chunk: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor> {
         let (_, z, _, h, w) = latents.dims5()?;
         if z != self.config.z_dim {
             return Err(ModelError::InvalidInput(format!(
@@ -669,15 +679,18 @@ impl WanVae {
         let s = self.spatial();
         let tiled = tiling.filter(|t| w > t.tile.1 / s || h > t.tile.0 / s);
         let video = match tiled {
-            Some(tiling) => self.decode_tiled(&latents, tiling)?,
-            None => self.decode_chunks(&self.post_quant_conv.forward(&latents, None)?, true)?,
+            Some(tiling) => self.decode_tiled(&latents, tiling, on_chunk)?,
+            None => {
+                let mut progress = ChunkProgress { done: 0, total: latents.dim(2)?, report: on_chunk };
+                self.decode_chunks(&self.post_quant_conv.forward(&latents, None)?, true, &mut progress)?
+            }
         };
         Ok(unpatchify(&video, self.config.patch())?.clamp(-1f32, 1f32)?)
     }
 
     /// The decoder over time, one latent frame at a time; `post_quant` says whether the latents
     /// have already been through `post_quant_conv` (tiles go through it chunk by chunk).
-    fn decode_chunks(&self, z: &Tensor, post_quant_done: bool) -> CandleResult<Tensor> {
+    fn decode_chunks(&self, z: &Tensor, post_quant_done: bool, progress: &mut ChunkProgress) -> CandleResult<Tensor> {
         let mut cache = FrameCache::new();
         let frames = z.dim(2)?;
         let mut outputs = Vec::with_capacity(frames);
@@ -688,13 +701,14 @@ impl WanVae {
                 chunk = self.post_quant_conv.forward(&chunk, None)?;
             }
             outputs.push(self.decoder.forward(&chunk, &mut cache, i == 0)?);
+            progress.advance();
         }
         Tensor::cat(&outputs, 2)
     }
 
     /// diffusers' `tiled_decode`: overlapping latent tiles decoded separately, blended, cropped.
-    fn decode_tiled(&self, z: &Tensor, tiling: Tiling) -> CandleResult<Tensor> {
-        let (_, _, _, height, width) = z.dims5()?;
+    fn decode_tiled(&self, z: &Tensor, tiling: Tiling, on_chunk: &mut dyn FnMut(usize, usize)) -> CandleResult<Tensor> {
+        let (_, _, frames, height, width) = z.dims5()?;
         let s = self.spatial();
         let p = self.config.patch();
         let tile_latent = (tiling.tile.0 / s, tiling.tile.1 / s);
@@ -702,11 +716,13 @@ impl WanVae {
         let stride_sample = (tiling.stride.0 / p, tiling.stride.1 / p);
         let blend = (tiling.tile.0 / p - stride_sample.0, tiling.tile.1 / p - stride_sample.1);
         let sample_size = (height * s / p, width * s / p);
+        let tile_count = height.div_ceil(stride_latent.0) * width.div_ceil(stride_latent.1);
+        let mut progress = ChunkProgress { done: 0, total: tile_count * frames, report: on_chunk };
         let tiles = grid(height, width, stride_latent, |i, j| {
             let tile = z
                 .narrow(3, i, tile_latent.0.min(height - i))?
                 .narrow(4, j, tile_latent.1.min(width - j))?;
-            self.decode_chunks(&tile, false)
+            self.decode_chunks(&tile, false, &mut progress)
         })?;
         stitch(tiles, blend, stride_sample, sample_size)
     }
@@ -758,6 +774,20 @@ impl WanVae {
             Tensor::from_vec(mean, shape, device)?.to_dtype(like.dtype())?,
             Tensor::from_vec(inv_std, shape, device)?.to_dtype(like.dtype())?,
         ))
+    }
+}
+
+/// Counts decoded chunks for a progress callback.
+struct ChunkProgress<'a> {
+    done: usize,
+    total: usize,
+    report: &'a mut dyn FnMut(usize, usize),
+}
+
+impl ChunkProgress<'_> {
+    fn advance(&mut self) {
+        self.done += 1;
+        (self.report)(self.done, self.total);
     }
 }
 

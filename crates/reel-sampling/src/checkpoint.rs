@@ -1,0 +1,131 @@
+//! A whole Wan checkpoint in the diffusers layout: `model_index.json` and one folder per component
+//! (`transformer/`, optional `transformer_2/`, `vae/`, `text_encoder/`, `tokenizer/`, `scheduler/`).
+
+use std::path::{Path, PathBuf};
+
+use reel_models::wan::{LatentGeometry, WanTransformerConfig, WanVaeConfig};
+use reel_models::weights::{read_json, ComponentFolder};
+use serde::Deserialize;
+
+use crate::scheduler::SchedulerConfig;
+use crate::{Result, SamplingError};
+
+/// The `model_index.json` fields the pipeline uses.
+#[derive(Debug, Clone, Deserialize)]
+struct ModelIndex {
+    #[serde(rename = "_class_name")]
+    class_name: Option<String>,
+    #[serde(default)]
+    boundary_ratio: Option<f64>,
+    #[serde(default)]
+    expand_timesteps: bool,
+    #[serde(default)]
+    transformer_2: Option<serde_json::Value>,
+}
+
+const REQUIRED: [&str; 5] = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"];
+
+#[derive(Debug, Clone)]
+pub struct WanCheckpoint {
+    root: PathBuf,
+    index: ModelIndex,
+}
+
+impl WanCheckpoint {
+    /// Opens a checkpoint folder, checking that every component the pipeline needs is there.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let index_path = root.join("model_index.json");
+        if !index_path.is_file() {
+            return Err(SamplingError::Config(format!(
+                "{} has no model_index.json: --model needs a whole checkpoint in the diffusers \
+                 layout (such as Wan-AI/Wan2.1-T2V-1.3B-Diffusers), not a single component folder",
+                root.display()
+            )));
+        }
+        let index: ModelIndex = read_json(&index_path, "model index")?;
+        if let Some(class) = index.class_name.as_deref().filter(|c| *c != "WanPipeline") {
+            return Err(SamplingError::Config(format!(
+                "{} describes a {class}; reel's text-to-video pipeline runs WanPipeline checkpoints",
+                index_path.display()
+            )));
+        }
+        let two_experts = index.transformer_2.as_ref().is_some_and(|v| !v.is_null() && v[0].is_string());
+        let mut needed: Vec<&str> = REQUIRED.to_vec();
+        if two_experts {
+            needed.push("transformer_2");
+        }
+        let missing: Vec<&str> = needed.into_iter().filter(|c| !root.join(c).is_dir()).collect();
+        if !missing.is_empty() {
+            return Err(SamplingError::Config(format!(
+                "the checkpoint {} lacks the folder(s) {}: the download is incomplete, fetch it again",
+                root.display(),
+                missing.join(", ")
+            )));
+        }
+        if two_experts && index.boundary_ratio.is_none() {
+            return Err(SamplingError::Config(format!(
+                "{} has two transformers but no boundary_ratio to switch between them",
+                index_path.display()
+            )));
+        }
+        Ok(Self { root, index })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn component(&self, name: &str) -> Result<ComponentFolder> {
+        Ok(ComponentFolder::open(self.root.join(name))?)
+    }
+
+    pub fn has_two_experts(&self) -> bool {
+        self.root.join("transformer_2").is_dir() && self.index.boundary_ratio.is_some()
+    }
+
+    pub fn boundary_ratio(&self) -> Option<f64> {
+        self.index.boundary_ratio.filter(|_| self.has_two_experts())
+    }
+
+    /// Wan 2.2 TI2V gives the transformer one timestep per token.
+    pub fn expand_timesteps(&self) -> bool {
+        self.index.expand_timesteps
+    }
+
+    pub fn transformer_config(&self) -> Result<WanTransformerConfig> {
+        Ok(self.component("transformer")?.config()?)
+    }
+
+    pub fn vae_config(&self) -> Result<WanVaeConfig> {
+        Ok(self.component("vae")?.config()?)
+    }
+
+    pub fn scheduler_config(&self) -> Result<SchedulerConfig> {
+        SchedulerConfig::from_file(&self.root.join("scheduler/scheduler_config.json"))
+    }
+
+    pub fn tokenizer_dir(&self) -> PathBuf {
+        self.root.join("tokenizer")
+    }
+
+    /// How video sizes map to latent sizes for this checkpoint.
+    pub fn geometry(&self) -> Result<LatentGeometry> {
+        let transformer = self.transformer_config()?;
+        let vae = self.vae_config()?;
+        if vae.z_dim != transformer.in_channels {
+            return Err(SamplingError::Config(format!(
+                "{}: the VAE has {} latent channels but the transformer expects {}",
+                self.root.display(),
+                vae.z_dim,
+                transformer.in_channels
+            )));
+        }
+        Ok(LatentGeometry {
+            channels: vae.z_dim,
+            temporal: vae.scale_factor_temporal,
+            spatial: vae.scale_factor_spatial,
+            patch: transformer.patch(),
+        })
+    }
+}

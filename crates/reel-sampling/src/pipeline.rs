@@ -1,0 +1,302 @@
+//! Text to video, as diffusers' `WanPipeline.__call__` (pipelines/wan/pipeline_wan.py) does it:
+//! encode the prompts, prepare the latents, denoise, decode.
+//!
+//! Components are loaded when their stage starts and dropped when it ends (the text encoder,
+//! UMT5-XXL, is the largest), so peak memory is that of one stage, not of the whole model. The text
+//! encoder and transformer compute in the pipeline's dtype; the VAE always decodes in f32.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
+use reel_models::wan::{LatentGeometry, PublishedModel, Tiling, WanTransformer, WanVae};
+use reel_models::weights::random_var_builder;
+
+use crate::checkpoint::WanCheckpoint;
+use crate::noise::seeded_noise;
+use crate::progress::{OnProgress, Progress, Stage};
+use crate::prompt::{PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
+use crate::sampler::{Denoiser, Expert, Guidance};
+use crate::scheduler::{SchedulerChoice, SchedulerConfig};
+use crate::{Result, SamplingError};
+
+/// When the VAE decodes in overlapping tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaeTiling {
+    /// Tiles for frames larger than 832x480, where untiled decoding needs several GiB.
+    Auto,
+    /// Always tile (256-pixel tiles every 192 pixels, as diffusers' `enable_tiling`).
+    On,
+    /// Never tile: exactly diffusers' default output, at the memory cost of whole frames.
+    Off,
+}
+
+/// Frames above this many pixels are decoded in tiles under [`VaeTiling::Auto`].
+const AUTO_TILING_PIXELS: usize = 832 * 480;
+
+/// One video to make.
+#[derive(Debug, Clone)]
+pub struct GenerationRequest {
+    pub prompt: String,
+    /// Empty means none (the reference's default).
+    pub negative_prompt: String,
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+    pub steps: usize,
+    pub guidance: f64,
+    /// Guidance of the low-noise expert (two-expert models only; defaults to `guidance`).
+    pub guidance_2: Option<f64>,
+    pub seed: u64,
+    pub scheduler: Option<SchedulerChoice>,
+    pub shift: Option<f64>,
+    pub max_sequence_length: usize,
+    /// Replaces the seeded noise: a tensor in the latent shape of the request.
+    pub init_latents: Option<Tensor>,
+    pub vae_tiling: VaeTiling,
+}
+
+impl GenerationRequest {
+    /// WanPipeline's defaults: 81 frames of 832x480, 50 steps, guidance 5.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negative_prompt: String::new(),
+            frames: 81,
+            height: 480,
+            width: 832,
+            steps: 50,
+            guidance: 5.0,
+            guidance_2: None,
+            seed: 0,
+            scheduler: None,
+            shift: None,
+            max_sequence_length: DEFAULT_MAX_SEQUENCE_LENGTH,
+            init_latents: None,
+            vae_tiling: VaeTiling::Auto,
+        }
+    }
+}
+
+/// A finished generation.
+pub struct Generated {
+    /// (frames, height, width, 3) f32 in [0, 1], on the CPU.
+    pub frames: Tensor,
+    /// The denoised latents (before the VAE's normalisation is undone).
+    pub latents: Tensor,
+    /// Wall time of each stage, in order.
+    pub stage_seconds: Vec<(Stage, f64)>,
+}
+
+impl Generated {
+    /// Frames as 8-bit RGB, rounded as diffusers' `numpy_to_pil` rounds them.
+    pub fn rgb8(&self) -> Result<Vec<Vec<u8>>> {
+        let bytes = (self.frames.clone() * 255.0)?.round()?.clamp(0f32, 255f32)?.to_dtype(DType::U8)?;
+        let frames = bytes.dim(0)?;
+        (0..frames).map(|i| Ok(bytes.get(i)?.flatten_all()?.to_vec1::<u8>()?)).collect()
+    }
+}
+
+/// Where the components come from.
+enum Source {
+    Checkpoint(WanCheckpoint),
+    /// A published configuration with random weights: for benchmarks and memory measurements.
+    Random(Box<PublishedModel>),
+}
+
+/// The Wan text-to-video pipeline.
+pub struct WanPipeline {
+    source: Source,
+    dtype: DType,
+    device: Device,
+}
+
+impl WanPipeline {
+    pub fn new(checkpoint: WanCheckpoint, dtype: DType, device: &Device) -> Self {
+        Self { source: Source::Checkpoint(checkpoint), dtype, device: device.clone() }
+    }
+
+    /// A published configuration with random weights (no download): the real compute and memory
+    /// profile, meaningless frames. Prompts are replaced by fixed token ids.
+    pub fn random(model: PublishedModel, dtype: DType, device: &Device) -> Self {
+        Self { source: Source::Random(Box::new(model)), dtype, device: device.clone() }
+    }
+
+    pub fn geometry(&self) -> Result<LatentGeometry> {
+        match &self.source {
+            Source::Checkpoint(c) => c.geometry(),
+            Source::Random(m) => Ok(m.latents),
+        }
+    }
+
+    fn two_experts(&self) -> bool {
+        match &self.source {
+            Source::Checkpoint(c) => c.has_two_experts(),
+            Source::Random(m) => m.experts == 2,
+        }
+    }
+
+    /// The scheduler the request asks for (the checkpoint's own by default).
+    pub fn scheduler_config(&self, request: &GenerationRequest) -> Result<SchedulerConfig> {
+        let mut config = match &self.source {
+            Source::Checkpoint(c) => c.scheduler_config()?,
+            Source::Random(_) => SchedulerConfig::UniPc(crate::scheduler::UniPcConfig::wan(3.0)),
+        };
+        if let Some(choice) = request.scheduler {
+            config = config.with_choice(choice);
+        }
+        if let Some(shift) = request.shift {
+            config = config.with_shift(shift)?;
+        }
+        Ok(config)
+    }
+
+    /// Checks a request against the model, returning the latent shape it needs.
+    pub fn latent_shape(&self, request: &GenerationRequest) -> Result<[usize; 5]> {
+        let geometry = self.geometry()?;
+        let (f, h, w) = geometry.latent_dims(request.frames, request.height, request.width)?;
+        let invalid = |msg: String| Err(SamplingError::InvalidInput(msg));
+        if request.steps == 0 {
+            return invalid("steps must be at least 1".into());
+        }
+        if !request.guidance.is_finite() || request.guidance < 0.0 {
+            return invalid(format!("guidance must be a number >= 0, found {}", request.guidance));
+        }
+        if request.guidance_2.is_some() && !self.two_experts() {
+            return invalid("--guidance-2 applies to two-expert models (Wan2.2 A14B) only".into());
+        }
+        if request.max_sequence_length == 0 {
+            return invalid("max sequence length must be at least 1".into());
+        }
+        let shape = [1, geometry.channels, f, h, w];
+        if let Some(latents) = &request.init_latents {
+            if latents.dims() != shape {
+                return invalid(format!(
+                    "the initial latents have shape {:?}, but {} frames of {}x{} need {shape:?}",
+                    latents.dims(),
+                    request.frames,
+                    request.width,
+                    request.height
+                ));
+            }
+        }
+        Ok(shape)
+    }
+
+    /// Makes one video.
+    pub fn generate(&self, request: &GenerationRequest, on_progress: OnProgress) -> Result<Generated> {
+        let shape = self.latent_shape(request)?;
+        let scheduler_config = self.scheduler_config(request)?;
+        let mut stage_seconds = Vec::new();
+        let guidance = Guidance { scale: request.guidance, scale_2: request.guidance_2 };
+
+        let started = Instant::now();
+        let (cond, uncond) = self.encode_prompts(request, guidance.enabled(), on_progress)?;
+        stage_seconds.push((Stage::EncodePrompt, started.elapsed().as_secs_f64()));
+
+        let started = Instant::now();
+        let latents = match &request.init_latents {
+            Some(latents) => latents.to_device(&self.device)?.to_dtype(DType::F32)?,
+            None => seeded_noise(request.seed, shape.as_slice(), &self.device)?,
+        };
+        let mut scheduler = scheduler_config.build(request.steps)?;
+        let mut denoiser = self.denoiser()?;
+        let latents = denoiser.denoise(scheduler.as_mut(), latents, &cond, uncond.as_ref(), guidance, on_progress)?;
+        drop(denoiser);
+        stage_seconds.push((Stage::Denoise, started.elapsed().as_secs_f64()));
+
+        let started = Instant::now();
+        let frames = self.decode(&latents, request, on_progress)?;
+        stage_seconds.push((Stage::Decode, started.elapsed().as_secs_f64()));
+        Ok(Generated { frames, latents, stage_seconds })
+    }
+
+    /// Prompt and (with guidance) negative-prompt embeddings, in the transformer's dtype.
+    fn encode_prompts(
+        &self,
+        request: &GenerationRequest,
+        with_negative: bool,
+        on_progress: OnProgress,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        on_progress(Progress { stage: Stage::Load("text_encoder"), done: 0, total: 1 });
+        let max_length = request.max_sequence_length;
+        let total = if with_negative { 2 } else { 1 };
+        let mut encode_all = |encode: &mut dyn FnMut(&str) -> Result<Tensor>| -> Result<(Tensor, Option<Tensor>)> {
+            on_progress(Progress { stage: Stage::Load("text_encoder"), done: 1, total: 1 });
+            let cond = encode(&request.prompt)?.to_dtype(self.dtype)?;
+            on_progress(Progress { stage: Stage::EncodePrompt, done: 1, total });
+            let uncond = if with_negative {
+                let uncond = encode(&request.negative_prompt)?.to_dtype(self.dtype)?;
+                on_progress(Progress { stage: Stage::EncodePrompt, done: 2, total });
+                Some(uncond)
+            } else {
+                None
+            };
+            Ok((cond, uncond))
+        };
+        match &self.source {
+            Source::Checkpoint(checkpoint) => {
+                let mut encoder = PromptEncoder {
+                    tokenizer: PromptTokenizer::load(&checkpoint.tokenizer_dir())?,
+                    encoder: Umt5Encoder::load(&checkpoint.component("text_encoder")?, self.dtype, &self.device)?,
+                };
+                encode_all(&mut |text| encoder.encode(text, max_length))
+            }
+            Source::Random(model) => {
+                let encoder = Umt5Encoder::new(&model.text_encoder, random_var_builder(self.dtype, &self.device))?;
+                encode_all(&mut |_| {
+                    let ids: Vec<u32> = (0..max_length as u32).collect();
+                    let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+                    let mask = ids.ones_like()?;
+                    Ok(encoder.forward(&ids, &mask)?)
+                })
+            }
+        }
+    }
+
+    fn denoiser(&self) -> Result<Denoiser> {
+        let (dtype, device) = (self.dtype, self.device.clone());
+        let expert = |name: &'static str| -> Result<Expert> {
+            Ok(match &self.source {
+                Source::Checkpoint(checkpoint) => Expert::on_disk(checkpoint.component(name)?, dtype, &device, name),
+                Source::Random(model) => {
+                    let config = model.transformer.clone();
+                    let device = device.clone();
+                    Expert::deferred(name, Box::new(move || WanTransformer::new(&config, random_var_builder(dtype, &device))))
+                }
+            })
+        };
+        let (boundary, expand) = match &self.source {
+            Source::Checkpoint(c) => (c.boundary_ratio(), c.expand_timesteps()),
+            Source::Random(m) => ((m.experts == 2).then_some(0.875), m.latents.channels == 48),
+        };
+        let denoiser = match boundary {
+            Some(ratio) => Denoiser::two_experts(expert("transformer")?, expert("transformer_2")?, ratio)?,
+            None => Denoiser::single(expert("transformer")?),
+        };
+        Ok(denoiser.with_expand_timesteps(expand))
+    }
+
+    /// Latents -> frames (frames, height, width, 3) in [0, 1] on the CPU.
+    fn decode(&self, latents: &Tensor, request: &GenerationRequest, on_progress: OnProgress) -> Result<Tensor> {
+        on_progress(Progress { stage: Stage::Load("vae"), done: 0, total: 1 });
+        // The VAE decodes in f32 whatever the pipeline's dtype, as Wan's own examples load it.
+        let vae = match &self.source {
+            Source::Checkpoint(c) => WanVae::load(&c.component("vae")?, DType::F32, &self.device)?,
+            Source::Random(m) => WanVae::new(&m.vae, random_var_builder(DType::F32, &self.device))?,
+        };
+        on_progress(Progress { stage: Stage::Load("vae"), done: 1, total: 1 });
+        let tiling = match request.vae_tiling {
+            VaeTiling::On => Some(Tiling::default()),
+            VaeTiling::Off => None,
+            VaeTiling::Auto => (request.height * request.width > AUTO_TILING_PIXELS).then(Tiling::default),
+        };
+        let latents = vae.denormalize(&latents.to_dtype(DType::F32)?)?;
+        let video = vae.decode_with_progress(&latents, tiling, &mut |done, total| {
+            on_progress(Progress { stage: Stage::Decode, done, total })
+        })?;
+        // (1, 3, frames, height, width) in [-1, 1] -> (frames, height, width, 3) in [0, 1].
+        let video = ((video.to_dtype(DType::F32)? / 2.0)? + 0.5)?.clamp(0f32, 1f32)?;
+        Ok(video.squeeze(0)?.permute((1, 2, 3, 0))?.contiguous()?.to_device(&Device::Cpu)?)
+    }
+}
