@@ -13,8 +13,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a video from a text prompt (not built yet)
-    Generate(commands::planned::Planned),
+    /// Generate a video from a text prompt
+    Generate(commands::generate::GenerateArgs),
     /// Serve the OpenAI-compatible Videos API and the web studio (not built yet)
     Serve(commands::planned::Planned),
     /// Run a worker that takes generation jobs from the studio's queue (not built yet)
@@ -32,7 +32,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Generate(_) => commands::planned::not_built("generate", "the text-to-video pipeline"),
+        Command::Generate(args) => commands::generate::run(args),
         Command::Serve(_) => commands::planned::not_built("serve", "the studio"),
         Command::Worker(_) => commands::planned::not_built("worker", "the studio"),
         Command::Estimate(_) => commands::planned::not_built("estimate", "the estimator"),

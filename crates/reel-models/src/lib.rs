@@ -6,6 +6,7 @@
 
 pub mod device;
 pub mod error;
+pub mod hub;
 pub mod nn;
 #[doc(hidden)]
 pub mod testing;

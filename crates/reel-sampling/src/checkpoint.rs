@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use reel_models::hub::{self, HubSettings};
 use reel_models::wan::{LatentGeometry, WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::{read_json, ComponentFolder};
 use serde::Deserialize;
@@ -25,6 +26,19 @@ struct ModelIndex {
 
 const REQUIRED: [&str; 5] = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"];
 
+/// Whether a file of a hub repository belongs to what the pipeline reads: the model index, and
+/// the configs, safetensors weights and tokenizer files of its components (not `.bin` or `.pth`
+/// duplicates, examples or images).
+pub fn is_checkpoint_file(path: &str) -> bool {
+    if path == "model_index.json" {
+        return true;
+    }
+    let Some((component, file)) = path.split_once('/') else { return false };
+    let known = REQUIRED.contains(&component) || component == "transformer_2";
+    let useful = file.ends_with(".json") || file.ends_with(".safetensors") || file.ends_with(".model");
+    known && !file.contains('/') && useful
+}
+
 #[derive(Debug, Clone)]
 pub struct WanCheckpoint {
     root: PathBuf,
@@ -32,6 +46,13 @@ pub struct WanCheckpoint {
 }
 
 impl WanCheckpoint {
+    /// A checkpoint given as a local folder or a hub repository id (found in or downloaded to the
+    /// Hugging Face cache; see [`reel_models::hub`]).
+    pub fn resolve(reference: &str, settings: &HubSettings) -> Result<Self> {
+        let root = hub::resolve(reference, settings, is_checkpoint_file, |dir| Self::open(dir).is_ok())?;
+        Self::open(root)
+    }
+
     /// Opens a checkpoint folder, checking that every component the pipeline needs is there.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
@@ -127,5 +148,23 @@ impl WanCheckpoint {
             spatial: vae.scale_factor_spatial,
             patch: transformer.patch(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_checkpoint_file;
+
+    #[test]
+    fn only_the_files_the_pipeline_reads_are_downloaded() {
+        for wanted in ["model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
+            "transformer/diffusion_pytorch_model.safetensors.index.json", "tokenizer/tokenizer.json", "tokenizer/spiece.model",
+            "scheduler/scheduler_config.json", "transformer_2/config.json", "vae/diffusion_pytorch_model.safetensors"] {
+            assert!(is_checkpoint_file(wanted), "{wanted}");
+        }
+        for unwanted in ["README.md", "assets/teaser.png", "text_encoder/pytorch_model.bin", ".gitattributes",
+            "vae/sub/extra.json", "examples/config.json"] {
+            assert!(!is_checkpoint_file(unwanted), "{unwanted}");
+        }
     }
 }

@@ -1,3 +1,5 @@
 pub mod bench;
+pub mod generate;
 pub mod models;
 pub mod planned;
+pub mod progress;

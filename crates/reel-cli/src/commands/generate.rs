@@ -1,0 +1,212 @@
+//! `reel generate`: one prompt, one video.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::{Device, Tensor};
+use clap::{Args, ValueEnum};
+use reel_media::png::write_png_sequence;
+use reel_media::VideoFrames;
+use reel_models::device::{parse_device, parse_dtype};
+use reel_models::hub::HubSettings;
+use reel_sampling::checkpoint::WanCheckpoint;
+use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline};
+use reel_sampling::prompt::{DEFAULT_MAX_SEQUENCE_LENGTH, WAN_DEFAULT_NEGATIVE_PROMPT};
+use reel_sampling::scheduler::SchedulerChoice;
+
+use super::progress::StageBars;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TilingArg {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// What the video shows
+    prompt: String,
+    /// Checkpoint: a folder in the diffusers layout, or a hub repository id such as
+    /// Wan-AI/Wan2.1-T2V-1.3B-Diffusers (found in or downloaded to the Hugging Face cache)
+    #[arg(long, short)]
+    model: Option<String>,
+    /// What the video should not show (guidance pushes away from it)
+    #[arg(long, default_value = "", conflicts_with = "wan_negative_prompt")]
+    negative_prompt: String,
+    /// Use Wan's own default negative prompt
+    #[arg(long)]
+    wan_negative_prompt: bool,
+    /// Frame height in pixels [default: 480]
+    #[arg(long)]
+    height: Option<usize>,
+    /// Frame width in pixels [default: 832]
+    #[arg(long)]
+    width: Option<usize>,
+    /// Number of frames, 4k+1 [default: 81]
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Playback frame rate, written to the output's metadata
+    #[arg(long, default_value_t = 16.0)]
+    fps: f64,
+    /// Denoising steps [default: 50]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale (1 or less turns guidance off)
+    #[arg(long, default_value_t = 5.0)]
+    guidance: f64,
+    /// Guidance of the low-noise expert of two-expert models (Wan2.2 A14B) [default: --guidance]
+    #[arg(long)]
+    guidance_2: Option<f64>,
+    /// Seed of the initial noise; the same seed gives the same video
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Scheduler [default: the checkpoint's]
+    #[arg(long)]
+    scheduler: Option<String>,
+    /// Flow shift of the schedule [default: the checkpoint's]
+    #[arg(long)]
+    shift: Option<f64>,
+    /// Prompt tokens given to the model
+    #[arg(long, default_value_t = DEFAULT_MAX_SEQUENCE_LENGTH)]
+    max_sequence_length: usize,
+    /// Safetensors file holding one tensor `latents` in the pipeline's latent shape: replaces the
+    /// seeded noise (to reproduce a reference run exactly)
+    #[arg(long)]
+    init_latents: Option<PathBuf>,
+    /// Compute dtype of the text encoder and transformer (the VAE decodes in f32)
+    #[arg(long, default_value = "bf16")]
+    dtype: String,
+    /// cpu, cuda, cuda:N or metal
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Decode in overlapping tiles: auto tiles frames larger than 832x480
+    #[arg(long, value_enum, default_value_t = TilingArg::Auto)]
+    vae_tiling: TilingArg,
+    /// Output: a folder (or a path ending in /) receives PNG frames 00000.png, 00001.png, ...
+    #[arg(long, short, default_value = "out/")]
+    output: PathBuf,
+    /// No progress bars
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let Some(model) = args.model.as_deref() else {
+        bail!(
+            "no --model given, and the bundled demo model is not part of reel yet: pass a Wan \
+             checkpoint folder in the diffusers layout or a hub repository id \
+             (e.g. --model Wan-AI/Wan2.1-T2V-1.3B-Diffusers)"
+        );
+    };
+    let output = OutputKind::of(&args.output)?;
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let mut settings = HubSettings::from_env();
+    settings.progress = !args.quiet;
+    let checkpoint = WanCheckpoint::resolve(model, &settings)?;
+    let pipeline = WanPipeline::new(checkpoint, dtype, &device);
+
+    let mut request = GenerationRequest::new(args.prompt.clone());
+    request.negative_prompt =
+        if args.wan_negative_prompt { WAN_DEFAULT_NEGATIVE_PROMPT.to_string() } else { args.negative_prompt.clone() };
+    request.height = args.height.unwrap_or(request.height);
+    request.width = args.width.unwrap_or(request.width);
+    request.frames = args.frames.unwrap_or(request.frames);
+    request.steps = args.steps.unwrap_or(request.steps);
+    request.guidance = args.guidance;
+    request.guidance_2 = args.guidance_2;
+    request.seed = args.seed;
+    request.scheduler = args.scheduler.as_deref().map(str::parse::<SchedulerChoice>).transpose().map_err(anyhow::Error::msg)?;
+    request.shift = args.shift;
+    request.max_sequence_length = args.max_sequence_length;
+    request.vae_tiling = match args.vae_tiling {
+        TilingArg::Auto => VaeTiling::Auto,
+        TilingArg::On => VaeTiling::On,
+        TilingArg::Off => VaeTiling::Off,
+    };
+    request.init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
+    pipeline.latent_shape(&request)?;
+
+    let started = Instant::now();
+    let mut bars = StageBars::new(args.quiet);
+    let generated = pipeline.generate(&request, &mut |p| bars.update(p))?;
+    bars.finish();
+
+    let video = VideoFrames::new(request.width as u32, request.height as u32, args.fps, generated.rgb8()?)?;
+    let OutputKind::PngFolder(dir) = output;
+    write_png_sequence(&video, &dir)?;
+    write_manifest(&dir, &args, &request, model)?;
+
+    if !args.quiet {
+        let stages: Vec<String> = generated.stage_seconds.iter().map(|(stage, s)| format!("{stage} {s:.1} s")).collect();
+        eprintln!("{} frames of {}x{} in {:.1} s ({})", video.len(), video.width, video.height, started.elapsed().as_secs_f64(), stages.join(", "));
+        if let Some(peak) = peak_memory_bytes() {
+            eprintln!("peak memory {:.2} GiB", peak as f64 / (1u64 << 30) as f64);
+        }
+    }
+    println!("{}", dir.display());
+    Ok(())
+}
+
+/// What `-o` asks for.
+enum OutputKind {
+    PngFolder(PathBuf),
+}
+
+impl OutputKind {
+    fn of(path: &Path) -> anyhow::Result<Self> {
+        let text = path.to_string_lossy();
+        if text.ends_with('/') || path.is_dir() || path.extension().is_none() {
+            return Ok(Self::PngFolder(path.to_path_buf()));
+        }
+        let extension = path.extension().unwrap_or_default().to_string_lossy().to_lowercase();
+        bail!(
+            "cannot write '{}': .{extension} output is not supported yet; give a folder (ending in /) \
+             to receive PNG frames",
+            path.display()
+        )
+    }
+}
+
+/// The tensor `latents` of a safetensors file.
+fn read_init_latents(path: &Path) -> anyhow::Result<Tensor> {
+    let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("cannot read --init-latents {}: expected a safetensors file", path.display()))?;
+    let names: Vec<String> = tensors.keys().cloned().collect();
+    tensors.remove("latents").with_context(|| {
+        format!("{} has no tensor named 'latents' (it holds: {})", path.display(), names.join(", "))
+    })
+}
+
+/// `video.json` next to the frames: what made them.
+fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, model: &str) -> anyhow::Result<()> {
+    let manifest = serde_json::json!({
+        "model": model,
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "frames": request.frames,
+        "height": request.height,
+        "width": request.width,
+        "fps": args.fps,
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "guidance_2": request.guidance_2,
+        "seed": request.seed,
+        "init_latents": args.init_latents,
+        "scheduler": args.scheduler,
+        "shift": request.shift,
+        "dtype": args.dtype,
+    });
+    let path = dir.join("video.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Peak resident memory of this process (Linux), in bytes.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

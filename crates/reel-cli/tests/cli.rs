@@ -1,0 +1,128 @@
+//! The `reel` binary as users run it.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use candle_core::{DType, Device};
+use reel_models::testing::{fixture, load_tensors, take};
+
+fn reel() -> Command {
+    Command::cargo_bin("reel").unwrap()
+}
+
+fn stderr_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().failure().get_output().clone();
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn help_lists_every_planned_command() {
+    let out = reel().arg("--help").assert().success().get_output().stdout.clone();
+    let help = String::from_utf8(out).unwrap();
+    for command in ["generate", "serve", "worker", "estimate", "models", "bench", "train"] {
+        assert!(help.contains(command), "--help lacks {command}:\n{help}");
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_fail() {
+    for command in ["serve", "worker", "estimate", "train"] {
+        let err = stderr_of(reel().arg(command));
+        assert!(err.contains("not built yet"), "reel {command}: {err}");
+    }
+}
+
+#[test]
+fn generate_without_a_model_explains_what_to_pass() {
+    let err = stderr_of(reel().args(["generate", "a red ball"]));
+    assert!(err.contains("--model") && err.contains("demo model"), "{err}");
+}
+
+#[test]
+fn generate_rejects_invalid_sizes_with_the_nearest_valid_value() {
+    let model = fixture("tiny-wan2.1");
+    let err = stderr_of(reel().args(["generate", "x", "--frames", "10", "--height", "32", "--width", "48", "--model"]).arg(&model));
+    assert!(err.contains("4k+1") && err.contains("9 and 13"), "{err}");
+    let err = stderr_of(reel().args(["generate", "x", "--frames", "9", "--height", "40", "--width", "48", "--model"]).arg(&model));
+    assert!(err.contains("height 40") && err.contains("multiple of 16"), "{err}");
+}
+
+#[test]
+fn generate_rejects_init_latents_of_the_wrong_shape_or_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latents.safetensors");
+    let wrong = candle_core::Tensor::zeros((1, 4, 2, 4, 6), DType::F32, &Device::Cpu).unwrap();
+    candle_core::safetensors::save(&[("latents".to_string(), wrong.clone())].into_iter().collect(), &file).unwrap();
+    let model = fixture("tiny-wan2.1");
+    let args = ["generate", "x", "--frames", "9", "--height", "32", "--width", "48", "--init-latents"];
+    let err = stderr_of(reel().args(args).arg(&file).arg("--model").arg(&model));
+    assert!(err.contains("[1, 4, 2, 4, 6]") && err.contains("[1, 4, 3, 4, 6]"), "{err}");
+    candle_core::safetensors::save(&[("noise".to_string(), wrong)].into_iter().collect(), &file).unwrap();
+    let err = stderr_of(reel().args(args).arg(&file).arg("--model").arg(&model));
+    assert!(err.contains("no tensor named 'latents'") && err.contains("noise"), "{err}");
+}
+
+/// Reads PNG frames as one flat vector of bytes.
+fn read_frames(dir: &Path, count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| image::open(dir.join(format!("{i:05}.png"))).unwrap().to_rgb8().into_raw())
+        .collect()
+}
+
+#[test]
+fn generate_reproduces_the_reference_pipeline_frame_by_frame() {
+    // The same run as diffusers' WanPipeline in scripts/fixtures/pipeline.py, from its initial latents.
+    let tensors = load_tensors("parity/pipeline_wan2.1_unipc.safetensors");
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("parity/pipeline_wan2.1_unipc.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let latents_file = dir.path().join("latents.safetensors");
+    candle_core::safetensors::save(&[("latents".to_string(), take(&tensors, "latents"))].into_iter().collect(), &latents_file)
+        .unwrap();
+    let out = dir.path().join("frames/");
+    reel()
+        .arg("generate")
+        .arg(settings["prompt"].as_str().unwrap())
+        .args(["--negative-prompt", settings["negative_prompt"].as_str().unwrap()])
+        .args(["--frames", "9", "--height", "32", "--width", "48", "--steps", "3", "--guidance", "5"])
+        .args(["--dtype", "f32", "--vae-tiling", "off", "--quiet"])
+        .arg("--model")
+        .arg(fixture("tiny-wan2.1"))
+        .arg("--init-latents")
+        .arg(&latents_file)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+
+    let frames = read_frames(&out, 9);
+    let expected: Vec<u8> = (take(&tensors, "frames") * 255.0).unwrap().round().unwrap().to_dtype(DType::U8).unwrap()
+        .flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(frames.len(), expected.len());
+    let off_by_more_than_one = frames.iter().zip(&expected).filter(|(a, b)| a.abs_diff(**b) > 1).count();
+    let exact = frames.iter().zip(&expected).filter(|(a, b)| a == b).count();
+    assert_eq!(off_by_more_than_one, 0);
+    assert!(exact as f64 >= 0.99 * expected.len() as f64, "only {exact} of {} bytes equal", expected.len());
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("video.json")).unwrap()).unwrap();
+    assert_eq!(manifest["frames"], 9);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_video_and_another_seed_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seed: &str, name: &str| {
+        let out = dir.path().join(name);
+        reel()
+            .args(["generate", "a blue square", "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--seed", seed])
+            .arg("--model")
+            .arg(fixture("tiny-wan2.1"))
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        read_frames(&out, 5)
+    };
+    let first = run("7", "a");
+    assert_eq!(first, run("7", "b"));
+    assert_ne!(first, run("8", "c"));
+}
