@@ -6,8 +6,12 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Subcommand};
 use reel_models::device::{parse_device, parse_dtype};
-use reel_models::wan::{published_model, published_models, WanTransformer};
+use reel_models::wan::{published_model, published_models, PublishedModel, WanTransformer};
 use reel_models::weights::random_var_builder;
+use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
+use reel_sampling::progress::Stage;
+
+use super::memory::{peak_memory_bytes, reset_peak_memory};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -19,6 +23,40 @@ pub struct BenchArgs {
 enum BenchTarget {
     /// Time one forward of a Wan transformer of a published configuration, with random weights
     Transformer(TransformerBench),
+    /// Run the whole pipeline of a published configuration with random weights: time and peak
+    /// memory of each stage
+    Pipeline(PipelineBench),
+}
+
+#[derive(Args)]
+struct PipelineBench {
+    /// Published configuration (see `reel models`)
+    #[arg(long, default_value = "wan2.1-t2v-1.3b")]
+    model: String,
+    /// Video frames (4k+1)
+    #[arg(long, default_value_t = 17)]
+    frames: usize,
+    /// Video width in pixels
+    #[arg(long, default_value_t = 320)]
+    width: usize,
+    /// Video height in pixels
+    #[arg(long, default_value_t = 192)]
+    height: usize,
+    /// Denoising steps
+    #[arg(long, default_value_t = 2)]
+    steps: usize,
+    /// Guidance scale (above 1 doubles the transformer's work)
+    #[arg(long, default_value_t = 5.0)]
+    guidance: f64,
+    /// Compute dtype of the text encoder and transformer
+    #[arg(long, default_value = "bf16")]
+    dtype: String,
+    /// cpu, cuda, cuda:N or metal
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -58,14 +96,79 @@ struct TransformerBench {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Transformer(bench) => transformer(bench),
+        BenchTarget::Pipeline(bench) => pipeline(bench),
     }
 }
 
-fn transformer(args: TransformerBench) -> anyhow::Result<()> {
-    let model = published_model(&args.model).with_context(|| {
+fn published(name: &str) -> anyhow::Result<PublishedModel> {
+    published_model(name).with_context(|| {
         let names: Vec<_> = published_models().iter().map(|m| m.name).collect();
-        format!("unknown model '{}': choose one of {}", args.model, names.join(", "))
+        format!("unknown model '{name}': choose one of {}", names.join(", "))
+    })
+}
+
+fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
+    let model = published(&args.model)?;
+    let name = model.name;
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let pipeline = WanPipeline::random(model, dtype, &device);
+    let mut request = GenerationRequest::new("random weights");
+    request.frames = args.frames;
+    request.width = args.width;
+    request.height = args.height;
+    request.steps = args.steps;
+    request.guidance = args.guidance;
+    pipeline.latent_shape(&request)?;
+
+    // Peak resident memory per stage: the kernel's high-water mark, reset when a stage begins.
+    let mut peaks: Vec<(String, u64)> = Vec::new();
+    let mut current: Option<Stage> = None;
+    reset_peak_memory();
+    let started = Instant::now();
+    let generated = pipeline.generate(&request, &mut |p| {
+        if current != Some(p.stage) {
+            if let Some(stage) = current {
+                peaks.push((stage.to_string(), peak_memory_bytes().unwrap_or(0)));
+            }
+            reset_peak_memory();
+            current = Some(p.stage);
+        }
     })?;
+    if let Some(stage) = current {
+        peaks.push((stage.to_string(), peak_memory_bytes().unwrap_or(0)));
+    }
+    let total = started.elapsed().as_secs_f64();
+    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    let overall = peaks.iter().map(|(_, b)| *b).max().unwrap_or(0);
+    if args.json {
+        let report = serde_json::json!({
+            "model": name, "dtype": args.dtype, "device": args.device,
+            "frames": args.frames, "height": args.height, "width": args.width, "steps": args.steps,
+            "guidance": args.guidance, "seconds": total,
+            "stage_seconds": generated.stage_seconds.iter().map(|(s, t)| (s.to_string(), *t)).collect::<Vec<_>>(),
+            "stage_peak_bytes": peaks, "peak_bytes": overall,
+        });
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "{name} pipeline (random weights), {} frames at {}x{}, {} steps, guidance {}, {} on {}: {total:.1} s",
+        args.frames, args.width, args.height, args.steps, args.guidance, args.dtype, args.device
+    );
+    for (stage, seconds) in &generated.stage_seconds {
+        println!("  {stage:<22} {seconds:>8.1} s");
+    }
+    println!("peak resident memory by stage:");
+    for (stage, bytes) in &peaks {
+        println!("  {stage:<22} {:>8.2} GiB", gib(*bytes));
+    }
+    println!("peak resident memory: {:.2} GiB", gib(overall));
+    Ok(())
+}
+
+fn transformer(args: TransformerBench) -> anyhow::Result<()> {
+    let model = published(&args.model)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;

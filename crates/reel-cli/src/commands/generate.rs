@@ -15,6 +15,7 @@ use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline};
 use reel_sampling::prompt::{DEFAULT_MAX_SEQUENCE_LENGTH, WAN_DEFAULT_NEGATIVE_PROMPT};
 use reel_sampling::scheduler::SchedulerChoice;
 
+use super::memory::peak_memory_bytes;
 use super::progress::StageBars;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -201,12 +202,4 @@ fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, 
     });
     let path = dir.join("video.json");
     std::fs::write(&path, serde_json::to_string_pretty(&manifest)?).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Peak resident memory of this process (Linux), in bytes.
-pub fn peak_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod generate;
+pub mod memory;
 pub mod models;
 pub mod planned;
 pub mod progress;
