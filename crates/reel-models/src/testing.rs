@@ -63,3 +63,17 @@ pub fn test_device() -> Device {
     let name = std::env::var("REEL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
     crate::device::parse_device(&name).unwrap_or_else(|e| panic!("REEL_TEST_DEVICE: {e}"))
 }
+
+/// Copies a folder tree (fixtures into a temporary folder a test may change).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

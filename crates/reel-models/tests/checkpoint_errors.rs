@@ -4,17 +4,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use reel_models::testing::fixture;
+use reel_models::testing::{copy_dir, fixture};
 use reel_models::wan::WanTransformer;
 use reel_models::weights::ComponentFolder;
 
 /// A copy of the tiny Wan2.2-TI2V transformer folder that a test may break.
 fn copy_of_ti2v() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture("tiny-wan2.2-ti2v/transformer")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    copy_dir(&fixture("tiny-wan2.2-ti2v/transformer"), dir.path());
     dir
 }
 
@@ -67,10 +64,7 @@ fn folder_without_weights_says_what_is_expected() {
 #[test]
 fn missing_shard_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture("tiny-wan2.1/transformer")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    copy_dir(&fixture("tiny-wan2.1/transformer"), dir.path());
     std::fs::remove_file(dir.path().join("diffusion_pytorch_model-00002-of-00004.safetensors")).unwrap();
     let err = load_error(dir.path());
     assert!(err.contains("diffusion_pytorch_model-00002-of-00004.safetensors") && err.contains("missing"), "{err}");

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use reel_models::hub::{is_repo_id, resolve, HubSettings};
-use reel_models::testing::fixture;
+use reel_models::testing::{copy_dir, fixture};
 
 fn settings(cache: &Path, offline: bool) -> HubSettings {
     HubSettings {
@@ -13,19 +13,6 @@ fn settings(cache: &Path, offline: bool) -> HubSettings {
         endpoint: "http://127.0.0.1:9".into(),
         token: None,
         progress: false,
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
