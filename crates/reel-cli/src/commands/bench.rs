@@ -28,8 +28,9 @@ enum BenchTarget {
     Pipeline(PipelineBench),
 }
 
+/// The model and video size a benchmark runs.
 #[derive(Args)]
-struct PipelineBench {
+struct BenchShape {
     /// Published configuration (see `reel models`)
     #[arg(long, default_value = "wan2.1-t2v-1.3b")]
     model: String,
@@ -42,6 +43,12 @@ struct PipelineBench {
     /// Video height in pixels
     #[arg(long, default_value_t = 192)]
     height: usize,
+}
+
+#[derive(Args)]
+struct PipelineBench {
+    #[command(flatten)]
+    shape: BenchShape,
     /// Denoising steps
     #[arg(long, default_value_t = 2)]
     steps: usize,
@@ -61,18 +68,8 @@ struct PipelineBench {
 
 #[derive(Args)]
 struct TransformerBench {
-    /// Published configuration (see `reel models`)
-    #[arg(long, default_value = "wan2.1-t2v-1.3b")]
-    model: String,
-    /// Video frames (4k+1)
-    #[arg(long, default_value_t = 17)]
-    frames: usize,
-    /// Video width in pixels
-    #[arg(long, default_value_t = 320)]
-    width: usize,
-    /// Video height in pixels
-    #[arg(long, default_value_t = 192)]
-    height: usize,
+    #[command(flatten)]
+    shape: BenchShape,
     /// Prompt tokens given to cross-attention (Wan pads prompts to 512)
     #[arg(long, default_value_t = 512)]
     text_tokens: usize,
@@ -108,15 +105,15 @@ fn published(name: &str) -> anyhow::Result<PublishedModel> {
 }
 
 fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
-    let model = published(&args.model)?;
+    let model = published(&args.shape.model)?;
     let name = model.name;
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let pipeline = WanPipeline::random(model, dtype, &device);
     let mut request = GenerationRequest::new("random weights");
-    request.frames = args.frames;
-    request.width = args.width;
-    request.height = args.height;
+    request.frames = args.shape.frames;
+    request.width = args.shape.width;
+    request.height = args.shape.height;
     request.steps = args.steps;
     request.guidance = args.guidance;
     pipeline.latent_shape(&request)?;
@@ -144,7 +141,7 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
     if args.json {
         let report = serde_json::json!({
             "model": name, "dtype": args.dtype, "device": args.device,
-            "frames": args.frames, "height": args.height, "width": args.width, "steps": args.steps,
+            "frames": args.shape.frames, "height": args.shape.height, "width": args.shape.width, "steps": args.steps,
             "guidance": args.guidance, "seconds": total,
             "stage_seconds": generated.stage_seconds.iter().map(|(s, t)| (s.to_string(), *t)).collect::<Vec<_>>(),
             "stage_peak_bytes": peaks, "peak_bytes": overall,
@@ -154,7 +151,7 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
     }
     println!(
         "{name} pipeline (random weights), {} frames at {}x{}, {} steps, guidance {}, {} on {}: {total:.1} s",
-        args.frames, args.width, args.height, args.steps, args.guidance, args.dtype, args.device
+        args.shape.frames, args.shape.width, args.shape.height, args.steps, args.guidance, args.dtype, args.device
     );
     for (stage, seconds) in &generated.stage_seconds {
         println!("  {stage:<22} {seconds:>8.1} s");
@@ -168,11 +165,11 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
 }
 
 fn transformer(args: TransformerBench) -> anyhow::Result<()> {
-    let model = published(&args.model)?;
+    let model = published(&args.shape.model)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
-    let (frames, height, width) = model.latents.latent_dims(args.frames, args.height, args.width)?;
+    let (frames, height, width) = model.latents.latent_dims(args.shape.frames, args.shape.height, args.shape.width)?;
     let config = &model.transformer;
     let (pt, ph, pw) = config.patch();
     let tokens = (frames / pt) * (height / ph) * (width / pw);
@@ -206,7 +203,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
             "model": model.name,
             "dtype": args.dtype,
             "device": args.device,
-            "frames": args.frames, "height": args.height, "width": args.width,
+            "frames": args.shape.frames, "height": args.shape.height, "width": args.shape.width,
             "video_tokens": tokens, "text_tokens": args.text_tokens,
             "seconds_per_forward": median, "runs": seconds,
             "gflop_per_forward": flops / 1e9,
@@ -217,7 +214,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     } else {
         println!(
             "{} transformer, {} frames at {}x{} ({tokens} video tokens, {} text tokens), {} on {}",
-            model.name, args.frames, args.width, args.height, args.text_tokens, args.dtype, args.device
+            model.name, args.shape.frames, args.shape.width, args.shape.height, args.text_tokens, args.dtype, args.device
         );
         println!(
             "forward: {median:.3} s median of {} (min {:.3} s), {:.0} GFLOP -> {gflops_per_second:.0} GFLOP/s",

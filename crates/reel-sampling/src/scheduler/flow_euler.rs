@@ -4,7 +4,7 @@
 use candle_core::{DType, Tensor};
 use serde::Deserialize;
 
-use super::{linspace, shift_sigma, stretch_to_terminal, Scheduler};
+use super::{linspace, shift_sigma, stretch_to_terminal, Schedule, Scheduler};
 use crate::{Result, SamplingError};
 
 fn default_train_timesteps() -> usize {
@@ -72,10 +72,7 @@ impl FlowMatchEulerConfig {
 }
 
 pub struct FlowMatchEulerScheduler {
-    timesteps: Vec<f32>,
-    sigmas: Vec<f32>,
-    num_train_timesteps: usize,
-    step_index: usize,
+    schedule: Schedule,
 }
 
 impl FlowMatchEulerScheduler {
@@ -105,37 +102,24 @@ impl FlowMatchEulerScheduler {
         let mut sigmas: Vec<f32> = sigmas.into_iter().map(|s| s as f32).collect();
         let timesteps = sigmas.iter().map(|s| s * train as f32).collect();
         sigmas.push(0.0);
-        Ok(Self { timesteps, sigmas, num_train_timesteps: train, step_index: 0 })
+        Ok(Self { schedule: Schedule::new(timesteps, sigmas, train) })
     }
 }
 
 impl Scheduler for FlowMatchEulerScheduler {
-    fn timesteps(&self) -> &[f32] {
-        &self.timesteps
-    }
-
-    fn sigmas(&self) -> &[f32] {
-        &self.sigmas
-    }
-
-    fn num_train_timesteps(&self) -> usize {
-        self.num_train_timesteps
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
     fn step(&mut self, model_output: &Tensor, sample: &Tensor) -> Result<Tensor> {
-        let i = self.step_index;
-        if i >= self.timesteps.len() {
-            return Err(SamplingError::InvalidInput(format!(
-                "scheduler stepped past its {} steps",
-                self.timesteps.len()
-            )));
-        }
-        let dt = self.sigmas[i + 1] - self.sigmas[i];
+        let i = self.schedule.current()?;
+        let sigmas = &self.schedule.sigmas;
+        let dt = sigmas[i + 1] - sigmas[i];
         // As the reference: the update in f32, `dt * v` in the model output's dtype, and the result
         // returned in the model output's dtype.
         let update = (model_output * dt as f64)?.to_dtype(DType::F32)?;
         let next = (sample.to_dtype(DType::F32)? + update)?.to_dtype(model_output.dtype())?;
-        self.step_index += 1;
+        self.schedule.step_index += 1;
         Ok(next)
     }
 }

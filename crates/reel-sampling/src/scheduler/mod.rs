@@ -14,18 +14,54 @@ pub use config::{SchedulerChoice, SchedulerConfig};
 pub use flow_euler::{FlowMatchEulerConfig, FlowMatchEulerScheduler};
 pub use unipc::{UniPcConfig, UniPcScheduler};
 
-use crate::Result;
+use crate::{Result, SamplingError};
+
+/// What every scheduler steps through: the model's timesteps, the noise levels, the current step.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The timestep given to the model at each step (on the 0..num_train_timesteps scale).
+    timesteps: Vec<f32>,
+    /// Noise levels: one per step plus the final one.
+    sigmas: Vec<f32>,
+    num_train_timesteps: usize,
+    step_index: usize,
+}
+
+impl Schedule {
+    fn new(timesteps: Vec<f32>, sigmas: Vec<f32>, num_train_timesteps: usize) -> Self {
+        Self { timesteps, sigmas, num_train_timesteps, step_index: 0 }
+    }
+
+    /// The index of the step about to be taken; an error once all have been taken.
+    fn current(&self) -> Result<usize> {
+        if self.step_index >= self.timesteps.len() {
+            return Err(SamplingError::InvalidInput(format!(
+                "scheduler stepped past its {} steps",
+                self.timesteps.len()
+            )));
+        }
+        Ok(self.step_index)
+    }
+}
 
 /// A scheduler set up for a number of steps; `step` is called once per timestep, in order.
 pub trait Scheduler: Send {
+    fn schedule(&self) -> &Schedule;
+
     /// The timestep given to the model at each step (on the 0..num_train_timesteps scale).
-    fn timesteps(&self) -> &[f32];
+    fn timesteps(&self) -> &[f32] {
+        &self.schedule().timesteps
+    }
 
     /// Noise levels: one per step plus the final one.
-    fn sigmas(&self) -> &[f32];
+    fn sigmas(&self) -> &[f32] {
+        &self.schedule().sigmas
+    }
 
     /// `num_train_timesteps` of the configuration (the scale of `timesteps`).
-    fn num_train_timesteps(&self) -> usize;
+    fn num_train_timesteps(&self) -> usize {
+        self.schedule().num_train_timesteps
+    }
 
     /// Advances `sample` by one step given the model's flow prediction at the current timestep.
     fn step(&mut self, model_output: &Tensor, sample: &Tensor) -> Result<Tensor>;

@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 use serde::Deserialize;
 
-use super::{linspace, shift_sigma, stretch_to_terminal, Scheduler};
+use super::{linspace, shift_sigma, stretch_to_terminal, Schedule, Scheduler};
 use crate::{Result, SamplingError};
 
 fn default_train_timesteps() -> usize {
@@ -123,14 +123,12 @@ impl UniPcConfig {
 
 pub struct UniPcScheduler {
     config: UniPcConfig,
-    timesteps: Vec<f32>,
-    sigmas: Vec<f32>,
+    schedule: Schedule,
     /// Converted (data-prediction) model outputs of the last `solver_order` steps, oldest first.
     model_outputs: Vec<Option<Tensor>>,
     last_sample: Option<Tensor>,
     lower_order_nums: usize,
     this_order: usize,
-    step_index: usize,
 }
 
 /// alpha_t, sigma_t and lambda_t = ln(alpha_t) - ln(sigma_t) of a flow sigma, in f32.
@@ -168,12 +166,10 @@ impl UniPcScheduler {
         Ok(Self {
             model_outputs: vec![None; config.solver_order],
             config: config.clone(),
-            timesteps,
-            sigmas: sigmas.into_iter().map(|s| s as f32).collect(),
+            schedule: Schedule::new(timesteps, sigmas.into_iter().map(|s| s as f32).collect(), config.num_train_timesteps),
             last_sample: None,
             lower_order_nums: 0,
             this_order: 0,
-            step_index: 0,
         })
     }
 
@@ -187,12 +183,12 @@ impl UniPcScheduler {
     /// Coefficients shared by predictor and corrector for the interval from sigma `s0` to sigma `t`
     /// with earlier points `history` (sigma indices): the step `h` terms and the linear system R, b.
     fn coefficients(&self, t: usize, s0: usize, history: &[usize], order: usize) -> Coefficients {
-        let (alpha_t, sigma_t, lambda_t) = flow_lambda(self.sigmas[t]);
-        let (_, sigma_s0, lambda_s0) = flow_lambda(self.sigmas[s0]);
+        let (alpha_t, sigma_t, lambda_t) = flow_lambda(self.schedule.sigmas[t]);
+        let (_, sigma_s0, lambda_s0) = flow_lambda(self.schedule.sigmas[s0]);
         let h = lambda_t - lambda_s0;
         let mut rks: Vec<f32> = history
             .iter()
-            .map(|&si| (flow_lambda(self.sigmas[si]).2 - lambda_s0) / h)
+            .map(|&si| (flow_lambda(self.schedule.sigmas[si]).2 - lambda_s0) / h)
             .collect();
         rks.push(1.0);
         let hh = -h;
@@ -232,7 +228,7 @@ impl UniPcScheduler {
 
     /// UniP predictor (diffusers' `multistep_uni_p_bh_update`, predict_x0).
     fn predict(&self, x: &Tensor, order: usize) -> Result<Tensor> {
-        let i = self.step_index;
+        let i = self.schedule.step_index;
         let history: Vec<usize> = (1..order).map(|k| i - k).collect();
         let c = self.coefficients(i + 1, i, &history, order);
         let m0 = self.output(0)?;
@@ -248,7 +244,7 @@ impl UniPcScheduler {
     /// UniC corrector (diffusers' `multistep_uni_c_bh_update`, predict_x0) of the sample just
     /// predicted, given the converted model output at its timestep.
     fn correct(&self, this_output: &Tensor, last_sample: &Tensor, order: usize) -> Result<Tensor> {
-        let i = self.step_index;
+        let i = self.schedule.step_index;
         let history: Vec<usize> = (1..order).map(|k| i - (k + 1)).collect();
         let c = self.coefficients(i, i - 1, &history, order);
         let m0 = self.output(0)?;
@@ -306,28 +302,14 @@ fn solve(r: &[Vec<f32>], b: &[f32]) -> Vec<f32> {
 }
 
 impl Scheduler for UniPcScheduler {
-    fn timesteps(&self) -> &[f32] {
-        &self.timesteps
-    }
-
-    fn sigmas(&self) -> &[f32] {
-        &self.sigmas
-    }
-
-    fn num_train_timesteps(&self) -> usize {
-        self.config.num_train_timesteps
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 
     fn step(&mut self, model_output: &Tensor, sample: &Tensor) -> Result<Tensor> {
-        let i = self.step_index;
-        if i >= self.timesteps.len() {
-            return Err(SamplingError::InvalidInput(format!(
-                "scheduler stepped past its {} steps",
-                self.timesteps.len()
-            )));
-        }
+        let i = self.schedule.current()?;
         // Data prediction x0 = x - sigma * v; `sigma * v` in the model output's dtype, as in torch.
-        let scaled = (model_output * self.sigmas[i] as f64)?.to_dtype(sample.dtype())?;
+        let scaled = (model_output * self.schedule.sigmas[i] as f64)?.to_dtype(sample.dtype())?;
         let converted = (sample - scaled)?;
 
         let use_corrector = i > 0 && !self.config.disable_corrector.contains(&(i - 1)) && self.last_sample.is_some();
@@ -340,7 +322,7 @@ impl Scheduler for UniPcScheduler {
         self.model_outputs.push(Some(converted));
 
         let order = self.config.solver_order;
-        let this_order = if self.config.lower_order_final { order.min(self.timesteps.len() - i) } else { order };
+        let this_order = if self.config.lower_order_final { order.min(self.schedule.timesteps.len() - i) } else { order };
         self.this_order = this_order.min(self.lower_order_nums + 1);
 
         let next = self.predict(&sample, self.this_order)?;
@@ -348,7 +330,7 @@ impl Scheduler for UniPcScheduler {
         if self.lower_order_nums < order {
             self.lower_order_nums += 1;
         }
-        self.step_index += 1;
+        self.schedule.step_index += 1;
         Ok(next.to_dtype(sample.dtype())?)
     }
 }
