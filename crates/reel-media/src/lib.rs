@@ -1,15 +1,22 @@
 //! Media for reel: frames (8-bit RGB, any size the models produce) and audio become files that
-//! players, editors and browsers open. Everything is encoded in-process; no model code.
+//! players, editors and browsers open: MP4 (H.264 + AAC), animated GIF and WebP, PNG frames, WAV,
+//! thumbnails and spritesheets. Everything is encoded in-process; no model code.
 
 pub mod audio;
 pub mod error;
 pub mod frames;
+pub mod gif;
 pub mod mp4;
+pub mod output;
 pub mod png;
 #[doc(hidden)]
 pub mod test_clip;
+pub mod thumbnail;
+pub mod wav;
+pub mod webp;
 pub mod yuv;
 
 pub use audio::Audio;
 pub use error::{MediaError, Result};
 pub use frames::VideoFrames;
+pub use output::{write_video, VideoFormat, VideoOptions};
