@@ -126,3 +126,51 @@ fn the_same_seed_gives_the_same_video_and_another_seed_another() {
     assert_eq!(first, run("7", "b"));
     assert_ne!(first, run("8", "c"));
 }
+
+#[test]
+fn generate_writes_the_format_the_extension_asks_for_and_a_thumbnail() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["clip.mp4", "clip.gif", "clip.webp"] {
+        let out = dir.path().join(name);
+        let thumb = dir.path().join(format!("{name}.thumb.webp"));
+        reel()
+            .args(["generate", "a green ring", "--frames", "9", "--height", "32", "--width", "48", "--steps", "2", "--quiet"])
+            .arg("--model")
+            .arg(fixture("tiny-wan2.1"))
+            .arg("-o")
+            .arg(&out)
+            .arg("--thumbnail")
+            .arg(&thumb)
+            .assert()
+            .success();
+        let probe = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
+            .arg(&out)
+            .output()
+            .expect("ffprobe is installed by .ci/run");
+        let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+        let stream = &info["streams"][0];
+        let expected_codec = match name { "clip.mp4" => "h264", "clip.gif" => "gif", _ => "webp" };
+        assert_eq!(stream["codec_name"], expected_codec, "{name}: {info}");
+        if name == "clip.webp" {
+            // ffmpeg does not decode animated WebP: the image crate does.
+            use image::AnimationDecoder;
+            let file = std::io::BufReader::new(std::fs::File::open(&out).unwrap());
+            let frames = image::codecs::webp::WebPDecoder::new(file).unwrap().into_frames().collect_frames().unwrap();
+            assert_eq!(frames.len(), 9);
+            assert_eq!(frames[0].buffer().dimensions(), (48, 32));
+        } else {
+            assert_eq!((stream["width"].as_u64(), stream["height"].as_u64()), (Some(48), Some(32)), "{name}");
+            assert_eq!(stream["nb_read_frames"], "9", "{name}");
+        }
+        assert_eq!(image::open(&thumb).unwrap().to_rgb8().dimensions(), (48, 32));
+    }
+}
+
+#[test]
+fn generate_refuses_unknown_formats_before_running_the_model() {
+    let err = stderr_of(reel().args(["generate", "x", "-o", "clip.avi", "--model"]).arg(fixture("tiny-wan2.1")));
+    assert!(err.contains(".avi") && err.contains(".mp4"), "{err}");
+    let err = stderr_of(reel().args(["generate", "x", "--thumbnail", "t.bmp", "--model"]).arg(fixture("tiny-wan2.1")));
+    assert!(err.contains(".bmp"), "{err}");
+}

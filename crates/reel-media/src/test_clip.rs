@@ -1,4 +1,4 @@
-//! A natural-looking synthetic clip and sound for media tests: smooth gradients that drift, a
+//! A natural-looking synthetic clip and sound for media tests and `reel bench media`: smooth gradients that drift, a
 //! soft-edged disc moving across, a rotating square and a fine texture; a tone sweep.
 //! Not a flat colour, so codec losses show.
 

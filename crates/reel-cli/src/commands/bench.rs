@@ -26,6 +26,24 @@ enum BenchTarget {
     /// Run the whole pipeline of a published configuration with random weights: time and peak
     /// memory of each stage
     Pipeline(PipelineBench),
+    /// Encode a synthetic clip as MP4, GIF and WebP: time per frame and file sizes
+    Media(MediaBench),
+}
+
+#[derive(Args)]
+struct MediaBench {
+    /// Frame width in pixels
+    #[arg(long, default_value_t = 832)]
+    width: u32,
+    /// Frame height in pixels
+    #[arg(long, default_value_t = 480)]
+    height: u32,
+    /// Frames
+    #[arg(long, default_value_t = 81)]
+    frames: usize,
+    /// Frames per second
+    #[arg(long, default_value_t = 16.0)]
+    fps: f64,
 }
 
 /// The model and video size a benchmark runs.
@@ -94,7 +112,33 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Transformer(bench) => transformer(bench),
         BenchTarget::Pipeline(bench) => pipeline(bench),
+        BenchTarget::Media(bench) => media(bench),
     }
+}
+
+fn media(args: MediaBench) -> anyhow::Result<()> {
+    let video = reel_media::test_clip::clip(args.width, args.height, args.frames, args.fps);
+    let dir = std::env::temp_dir().join(format!("reel-bench-media-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "{} frames of {}x{} at {} fps (synthetic clip: gradients, moving shapes, texture), default quality",
+        args.frames, args.width, args.height, args.fps
+    );
+    for name in ["clip.mp4", "clip.gif", "clip.webp"] {
+        let path = dir.join(name);
+        let started = Instant::now();
+        reel_media::write_video(&video, None, &path, reel_media::VideoOptions::default())?;
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes = std::fs::metadata(&path)?.len();
+        println!(
+            "  {name:<10} {:>7.1} ms/frame  {:>9} bytes  ({:.0} kbit/s)",
+            seconds * 1000.0 / args.frames as f64,
+            bytes,
+            bytes as f64 * 8.0 / 1000.0 / video.duration()
+        );
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
 }
 
 fn published(name: &str) -> anyhow::Result<PublishedModel> {

@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
-use reel_media::png::write_png_sequence;
-use reel_media::VideoFrames;
+use reel_media::thumbnail::{thumbnail, write_still, StillFormat, ThumbnailFrame};
+use reel_media::{write_video, VideoFormat, VideoFrames, VideoOptions};
 use reel_models::device::{parse_device, parse_dtype};
 use reel_models::hub::HubSettings;
 use reel_sampling::checkpoint::WanCheckpoint;
@@ -85,9 +85,16 @@ pub struct GenerateArgs {
     /// Decode in overlapping tiles: auto tiles frames larger than 832x480
     #[arg(long, value_enum, default_value_t = TilingArg::Auto)]
     vae_tiling: TilingArg,
-    /// Output: a folder (or a path ending in /) receives PNG frames 00000.png, 00001.png, ...
-    #[arg(long, short, default_value = "out/")]
+    /// Output: .mp4 (H.264), .gif, .webp (animated), or a folder (a path ending in /) for PNG
+    /// frames 00000.png, 00001.png, ... with a video.json of the settings
+    #[arg(long, short, default_value = "video.mp4")]
     output: PathBuf,
+    /// MP4 quality: the H.264 quantiser, 0 (best, largest) to 51 (smallest)
+    #[arg(long, default_value_t = reel_media::mp4::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(0..=51))]
+    quality: u8,
+    /// Also write a thumbnail of the middle frame (.jpg, .webp or .png)
+    #[arg(long)]
+    thumbnail: Option<PathBuf>,
     /// No progress bars
     #[arg(long, short)]
     quiet: bool,
@@ -101,7 +108,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
              (e.g. --model Wan-AI/Wan2.1-T2V-1.3B-Diffusers)"
         );
     };
-    let output = OutputKind::of(&args.output)?;
+    let format = VideoFormat::from_path(&args.output)?;
+    if let Some(thumbnail) = &args.thumbnail {
+        StillFormat::from_path(thumbnail)?;
+    }
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let mut settings = HubSettings::from_env();
@@ -136,9 +146,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     bars.finish();
 
     let video = VideoFrames::new(request.width as u32, request.height as u32, args.fps, generated.rgb8()?)?;
-    let OutputKind::PngFolder(dir) = output;
-    write_png_sequence(&video, &dir)?;
-    write_manifest(&dir, &args, &request, model)?;
+    let options = VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() };
+    write_video(&video, None, &args.output, options)?;
+    if format == VideoFormat::PngFrames {
+        write_manifest(&args.output, &args, &request, model)?;
+    }
+    if let Some(path) = &args.thumbnail {
+        write_still(&thumbnail(&video, ThumbnailFrame::Middle), path)?;
+    }
 
     if !args.quiet {
         let stages: Vec<String> = generated.stage_seconds.iter().map(|(stage, s)| format!("{stage} {s:.1} s")).collect();
@@ -147,28 +162,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             eprintln!("peak memory {:.2} GiB", peak as f64 / (1u64 << 30) as f64);
         }
     }
-    println!("{}", dir.display());
+    println!("{}", args.output.display());
     Ok(())
-}
-
-/// What `-o` asks for.
-enum OutputKind {
-    PngFolder(PathBuf),
-}
-
-impl OutputKind {
-    fn of(path: &Path) -> anyhow::Result<Self> {
-        let text = path.to_string_lossy();
-        if text.ends_with('/') || path.is_dir() || path.extension().is_none() {
-            return Ok(Self::PngFolder(path.to_path_buf()));
-        }
-        let extension = path.extension().unwrap_or_default().to_string_lossy().to_lowercase();
-        bail!(
-            "cannot write '{}': .{extension} output is not supported yet; give a folder (ending in /) \
-             to receive PNG frames",
-            path.display()
-        )
-    }
 }
 
 /// The tensor `latents` of a safetensors file.
