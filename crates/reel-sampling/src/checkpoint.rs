@@ -39,6 +39,19 @@ pub fn is_checkpoint_file(path: &str) -> bool {
     known && !file.contains('/') && useful
 }
 
+/// `reel.json` at a checkpoint's root: the settings `reel generate` uses when the user gives none
+/// (reel's own models carry one; published Wan checkpoints do not, and get WanPipeline's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct GenerationDefaults {
+    pub frames: Option<usize>,
+    pub height: Option<usize>,
+    pub width: Option<usize>,
+    pub fps: Option<f64>,
+    pub steps: Option<usize>,
+    pub guidance: Option<f64>,
+    pub max_sequence_length: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WanCheckpoint {
     root: PathBuf,
@@ -124,6 +137,15 @@ impl WanCheckpoint {
 
     pub fn scheduler_config(&self) -> Result<SchedulerConfig> {
         SchedulerConfig::from_file(&self.root.join("scheduler/scheduler_config.json"))
+    }
+
+    /// The checkpoint's `reel.json`, or no defaults when it has none.
+    pub fn generation_defaults(&self) -> Result<GenerationDefaults> {
+        let path = self.root.join("reel.json");
+        if !path.is_file() {
+            return Ok(GenerationDefaults::default());
+        }
+        Ok(read_json(&path, "reel generation defaults")?)
     }
 
     pub fn tokenizer_dir(&self) -> PathBuf {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 use reel_media::thumbnail::{thumbnail, write_still, StillFormat, ThumbnailFrame};
@@ -18,6 +18,9 @@ use reel_sampling::scheduler::SchedulerChoice;
 use super::memory::peak_memory_bytes;
 use super::progress::StageBars;
 
+/// Playback rate when neither the user nor the checkpoint gives one (Wan's).
+const DEFAULT_FPS: f64 = 16.0;
+
 #[derive(Clone, Copy, ValueEnum)]
 enum TilingArg {
     Auto,
@@ -30,7 +33,8 @@ pub struct GenerateArgs {
     /// What the video shows
     prompt: String,
     /// Checkpoint: a folder in the diffusers layout, or a hub repository id such as
-    /// Wan-AI/Wan2.1-T2V-1.3B-Diffusers (found in or downloaded to the Hugging Face cache)
+    /// Wan-AI/Wan2.1-T2V-1.3B-Diffusers (found in or downloaded to the Hugging Face cache);
+    /// without it, the bundled demo model
     #[arg(long, short)]
     model: Option<String>,
     /// What the video should not show (guidance pushes away from it)
@@ -39,24 +43,24 @@ pub struct GenerateArgs {
     /// Use Wan's own default negative prompt
     #[arg(long)]
     wan_negative_prompt: bool,
-    /// Frame height in pixels [default: 480]
+    /// Frame height in pixels [default: the model's, else 480]
     #[arg(long)]
     height: Option<usize>,
-    /// Frame width in pixels [default: 832]
+    /// Frame width in pixels [default: the model's, else 832]
     #[arg(long)]
     width: Option<usize>,
-    /// Number of frames, 4k+1 [default: 81]
+    /// Number of frames, 4k+1 [default: the model's, else 81]
     #[arg(long)]
     frames: Option<usize>,
-    /// Playback frame rate, written to the output's metadata
-    #[arg(long, default_value_t = 16.0)]
-    fps: f64,
-    /// Denoising steps [default: 50]
+    /// Playback frame rate of the output [default: the model's, else 16]
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Denoising steps [default: the model's, else 50]
     #[arg(long)]
     steps: Option<usize>,
-    /// Classifier-free guidance scale (1 or less turns guidance off)
-    #[arg(long, default_value_t = 5.0)]
-    guidance: f64,
+    /// Classifier-free guidance scale, 1 or less turns guidance off [default: the model's, else 5]
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Guidance of the low-noise expert of two-expert models (Wan2.2 A14B) [default: --guidance]
     #[arg(long)]
     guidance_2: Option<f64>,
@@ -69,9 +73,9 @@ pub struct GenerateArgs {
     /// Flow shift of the schedule [default: the checkpoint's]
     #[arg(long)]
     shift: Option<f64>,
-    /// Prompt tokens given to the model
-    #[arg(long, default_value_t = DEFAULT_MAX_SEQUENCE_LENGTH)]
-    max_sequence_length: usize,
+    /// Prompt tokens given to the model [default: the model's, else 512]
+    #[arg(long)]
+    max_sequence_length: Option<usize>,
     /// Safetensors file holding one tensor `latents` in the pipeline's latent shape: replaces the
     /// seeded noise (to reproduce a reference run exactly)
     #[arg(long)]
@@ -87,7 +91,7 @@ pub struct GenerateArgs {
     vae_tiling: TilingArg,
     /// Output: .mp4 (H.264), .gif, .webp (animated), or a folder (a path ending in /) for PNG
     /// frames 00000.png, 00001.png, ... with a video.json of the settings
-    #[arg(long, short, default_value = "video.mp4")]
+    #[arg(long, short, default_value = "out.mp4")]
     output: PathBuf,
     /// MP4 quality: the H.264 quantiser, 0 (best, largest) to 51 (smallest)
     #[arg(long, default_value_t = reel_media::mp4::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(0..=51))]
@@ -101,13 +105,14 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let Some(model) = args.model.as_deref() else {
-        bail!(
-            "no --model given, and the bundled demo model is not part of reel yet: pass a Wan \
-             checkpoint folder in the diffusers layout or a hub repository id \
-             (e.g. --model Wan-AI/Wan2.1-T2V-1.3B-Diffusers)"
-        );
+    let model: String = match &args.model {
+        Some(model) => model.clone(),
+        None => reel_demo::bundled::checkpoint_dir()
+            .context("no --model given and the bundled demo model is unavailable")?
+            .to_string_lossy()
+            .into_owned(),
     };
+    let model_label = args.model.clone().unwrap_or_else(|| "reel demo (bundled)".into());
     let format = VideoFormat::from_path(&args.output)?;
     if let Some(thumbnail) = &args.thumbnail {
         StillFormat::from_path(thumbnail)?;
@@ -116,22 +121,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let mut settings = HubSettings::from_env();
     settings.progress = !args.quiet;
-    let checkpoint = WanCheckpoint::resolve(model, &settings)?;
+    let checkpoint = WanCheckpoint::resolve(&model, &settings)?;
+    let defaults = checkpoint.generation_defaults()?;
     let pipeline = WanPipeline::new(checkpoint, dtype, &device);
+    let fps = args.fps.or(defaults.fps).unwrap_or(DEFAULT_FPS);
 
     let mut request = GenerationRequest::new(args.prompt.clone());
     request.negative_prompt =
         if args.wan_negative_prompt { WAN_DEFAULT_NEGATIVE_PROMPT.to_string() } else { args.negative_prompt.clone() };
-    request.height = args.height.unwrap_or(request.height);
-    request.width = args.width.unwrap_or(request.width);
-    request.frames = args.frames.unwrap_or(request.frames);
-    request.steps = args.steps.unwrap_or(request.steps);
-    request.guidance = args.guidance;
+    request.height = args.height.or(defaults.height).unwrap_or(request.height);
+    request.width = args.width.or(defaults.width).unwrap_or(request.width);
+    request.frames = args.frames.or(defaults.frames).unwrap_or(request.frames);
+    request.steps = args.steps.or(defaults.steps).unwrap_or(request.steps);
+    request.guidance = args.guidance.or(defaults.guidance).unwrap_or(request.guidance);
     request.guidance_2 = args.guidance_2;
     request.seed = args.seed;
     request.scheduler = args.scheduler.as_deref().map(str::parse::<SchedulerChoice>).transpose().map_err(anyhow::Error::msg)?;
     request.shift = args.shift;
-    request.max_sequence_length = args.max_sequence_length;
+    request.max_sequence_length = args.max_sequence_length.or(defaults.max_sequence_length).unwrap_or(DEFAULT_MAX_SEQUENCE_LENGTH);
     request.vae_tiling = match args.vae_tiling {
         TilingArg::Auto => VaeTiling::Auto,
         TilingArg::On => VaeTiling::On,
@@ -145,11 +152,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let generated = pipeline.generate(&request, &mut |p| bars.update(p))?;
     bars.finish();
 
-    let video = VideoFrames::new(request.width as u32, request.height as u32, args.fps, generated.rgb8()?)?;
+    let video = VideoFrames::new(request.width as u32, request.height as u32, fps, generated.rgb8()?)?;
     let options = VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() };
     write_video(&video, None, &args.output, options)?;
     if format == VideoFormat::PngFrames {
-        write_manifest(&args.output, &args, &request, model)?;
+        write_manifest(&args.output, &args, &request, &model_label, fps)?;
     }
     if let Some(path) = &args.thumbnail {
         write_still(&thumbnail(&video, ThumbnailFrame::Middle), path)?;
@@ -177,7 +184,7 @@ fn read_init_latents(path: &Path) -> anyhow::Result<Tensor> {
 }
 
 /// `video.json` next to the frames: what made them.
-fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, model: &str) -> anyhow::Result<()> {
+fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, model: &str, fps: f64) -> anyhow::Result<()> {
     let manifest = serde_json::json!({
         "model": model,
         "prompt": request.prompt,
@@ -185,7 +192,7 @@ fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, 
         "frames": request.frames,
         "height": request.height,
         "width": request.width,
-        "fps": args.fps,
+        "fps": fps,
         "steps": request.steps,
         "guidance": request.guidance,
         "guidance_2": request.guidance_2,

@@ -4,3 +4,4 @@ pub mod memory;
 pub mod models;
 pub mod planned;
 pub mod progress;
+pub mod train;

@@ -36,7 +36,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&T
             let bias = if bias.dim(2)? == q_len { bias.narrow(2, start, len)? } else { bias.clone() };
             scores = scores.broadcast_add(&bias)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = if scores.track_op() {
+            // The fused softmax has no backward pass.
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
         outputs.push(probs.to_dtype(q.dtype())?.matmul(&v)?);
     }
     if outputs.len() == 1 {

@@ -1,6 +1,6 @@
 //! Normalisation layers with the precision the references give them.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 /// LayerNorm over the last dimension, computed in f32 whatever the input dtype, as diffusers'
@@ -28,7 +28,15 @@ impl LayerNormF32 {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(&x.to_dtype(DType::F32)?, &self.weight, &self.bias, self.eps)
+        let x = x.to_dtype(DType::F32)?;
+        if training(&[&x, &self.weight]) {
+            // The fused kernel has no backward pass: compose it from differentiable operations.
+            let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+            let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
+            let normed = centered.broadcast_div(&(variance + self.eps as f64)?.sqrt()?)?;
+            return normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias);
+        }
+        candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -47,7 +55,19 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out = candle_nn::ops::rms_norm(&x.to_dtype(DType::F32)?, &self.weight, self.eps)?;
+        let x32 = x.to_dtype(DType::F32)?;
+        let out = if training(&[&x32, &self.weight]) {
+            let rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?;
+            x32.broadcast_div(&rms)?.broadcast_mul(&self.weight)?
+        } else {
+            candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?
+        };
         out.to_dtype(x.dtype())
     }
+}
+
+/// Whether any input takes part in a gradient computation: then layers use differentiable
+/// compositions instead of candle's fused kernels, which have no backward pass.
+pub fn training(inputs: &[&Tensor]) -> bool {
+    inputs.iter().any(|t| t.track_op())
 }

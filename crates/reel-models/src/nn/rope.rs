@@ -54,6 +54,12 @@ impl Rope3d {
     /// Rotates `x` (batch, heads, tokens, head_dim); the result keeps `x`'s dtype.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let x32 = x.to_dtype(DType::F32)?.contiguous()?;
-        candle_nn::rotary_emb::rope_i(&x32, &self.cos, &self.sin)?.to_dtype(x.dtype())
+        let rotated = if x32.track_op() {
+            // The fused kernel has no backward pass.
+            candle_nn::rotary_emb::rope_i_slow(&x32, &self.cos, &self.sin)?
+        } else {
+            candle_nn::rotary_emb::rope_i(&x32, &self.cos, &self.sin)?
+        };
+        rotated.to_dtype(x.dtype())
     }
 }

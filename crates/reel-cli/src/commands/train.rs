@@ -1,0 +1,89 @@
+//! `reel train`: trains the demo model (VAE, then transformer and text encoder) on the procedural
+//! world, resumably, with a progress bar and a loss log (`WORK/loss.jsonl`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use reel_demo::train::{train, TrainEvent, TrainSettings};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Folder the trained checkpoint is written to
+    #[arg(long, default_value = "models/demo")]
+    out: PathBuf,
+    /// Folder for resumable state and the loss log; run again with the same folder to continue
+    #[arg(long, default_value = "target/demo-train")]
+    work: PathBuf,
+    /// Seed of the data, the initialisation and the noise
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// VAE training steps
+    #[arg(long)]
+    vae_steps: Option<usize>,
+    /// Clips per VAE step
+    #[arg(long)]
+    vae_batch: Option<usize>,
+    /// Training clips encoded for the transformer
+    #[arg(long)]
+    pool: Option<usize>,
+    /// Transformer training steps
+    #[arg(long)]
+    transformer_steps: Option<usize>,
+    /// Clips per transformer step
+    #[arg(long)]
+    transformer_batch: Option<usize>,
+    /// No progress bars (the loss log is still written)
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let mut settings = TrainSettings::new(args.out.clone(), args.work.clone());
+    settings.seed = args.seed;
+    settings.vae_steps = args.vae_steps.unwrap_or(settings.vae_steps);
+    settings.vae_batch = args.vae_batch.unwrap_or(settings.vae_batch);
+    settings.pool = args.pool.unwrap_or(settings.pool);
+    settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
+    settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
+    anyhow::ensure!(settings.vae_batch > 0 && settings.transformer_batch > 0 && settings.pool > 0, "batches and pool must be positive");
+
+    let mut bar: Option<ProgressBar> = None;
+    let mut average = 0.0;
+    train(&settings, &mut |event| match event {
+        TrainEvent::Stage { name, total, done } => {
+            if let Some(bar) = bar.take() {
+                bar.finish();
+            }
+            average = 0.0;
+            if args.quiet {
+                eprintln!("{name}: {done}/{total}");
+                return;
+            }
+            let new = ProgressBar::new(total as u64);
+            new.set_style(
+                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} {elapsed_precise} eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            new.set_prefix(name);
+            new.set_position(done as u64);
+            bar = Some(new);
+        }
+        TrainEvent::Step { step, loss, .. } => {
+            average = if average == 0.0 { loss } else { 0.98 * average + 0.02 * loss };
+            if let Some(bar) = &bar {
+                bar.set_position(step as u64);
+                if loss > 0.0 {
+                    bar.set_message(format!("loss {average:.4}"));
+                }
+            }
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("training failed: {e}"))?;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    println!("{}", args.out.display());
+    Ok(())
+}

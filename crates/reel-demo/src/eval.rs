@@ -1,0 +1,221 @@
+//! `reel eval demo`: does a generated video follow its prompt? Prompts come from held-out
+//! combinations (a colour with a shape, a shape with a motion) that never occurred in training;
+//! each clip is read back ([`crate::analysis`]) and scored on colour, shape, count, motion
+//! direction and camera move, plus how steadily its objects persist from frame to frame.
+
+use serde::Serialize;
+
+use crate::analysis::{camera_from_still_objects, tracks, Track};
+use crate::caption::caption;
+use crate::rng::Rng;
+use crate::world::{Camera, Motion, Pattern, Scene, Split, HELD_OUT_COLOUR_SHAPE};
+
+/// The targets of the demo model on held-out prompts (fractions).
+pub const TARGETS: Targets = Targets { colour: 0.90, motion: 0.80, shape: 0.70, count: 0.80 };
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Targets {
+    pub colour: f64,
+    pub motion: f64,
+    pub shape: f64,
+    pub count: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CaseKind {
+    /// Objects move, the camera holds: colour, shape, count and motion are scored.
+    Content,
+    /// A still object and a moving camera: the camera move is scored (with colour, shape, count).
+    Camera,
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub kind: CaseKind,
+    pub scene: Scene,
+    pub prompt: String,
+    /// Seed of the generation's noise.
+    pub seed: u64,
+}
+
+/// `count` held-out cases, one in five about the camera.
+pub fn held_out_cases(count: usize, seed: u64) -> Vec<Case> {
+    let mut rng = Rng::new(seed ^ 0xe7a1);
+    (0..count)
+        .map(|i| {
+            let kind = if i % 5 == 4 { CaseKind::Camera } else { CaseKind::Content };
+            let mut scene = Scene::random(&mut rng, Split::HeldOut);
+            match kind {
+                CaseKind::Content => scene.camera = Camera::Static,
+                CaseKind::Camera => {
+                    // One still object of a held-out colour and shape, a visible backdrop pattern.
+                    let (colour, shape) = *rng.choose(&HELD_OUT_COLOUR_SHAPE);
+                    scene.objects.truncate(1);
+                    let object = &mut scene.objects[0];
+                    (object.colour, object.shape, object.motion, object.start) = (colour, shape, Motion::Still, (32.0, 32.0));
+                    scene.pattern = Pattern::Checker;
+                    scene.camera = *rng.choose(&[Camera::PanLeft, Camera::PanRight, Camera::ZoomIn, Camera::ZoomOut]);
+                }
+            }
+            let prompt = caption(&scene, &mut rng);
+            Case { kind, scene, prompt, seed: 1000 + i as u64 }
+        })
+        .collect()
+}
+
+/// Scores of one clip (fractions of the prompt's objects, or 0/1), with what was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseScore {
+    pub prompt: String,
+    pub kind: CaseKind,
+    pub colour: f64,
+    pub shape: f64,
+    pub count: f64,
+    pub motion: Option<f64>,
+    pub camera: Option<f64>,
+    pub consistency: f64,
+    pub seen: Vec<String>,
+}
+
+fn describe(track: &Track) -> String {
+    format!("{} {} {:?} ({:.0}% of frames)", track.colour.name(), track.shape().name(), track.motion(), 100.0 * track.presence())
+}
+
+pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
+    let found = tracks(frames);
+    let objects = &case.scene.objects;
+    let per_object = |check: &dyn Fn(&Track, usize) -> bool| -> f64 {
+        let hits = objects
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| found.iter().find(|t| t.colour == o.colour).is_some_and(|t| check(t, *i)))
+            .count();
+        hits as f64 / objects.len() as f64
+    };
+    let consistency = objects
+        .iter()
+        .map(|o| found.iter().find(|t| t.colour == o.colour).map_or(0.0, |t| t.presence() as f64))
+        .sum::<f64>()
+        / objects.len() as f64;
+    CaseScore {
+        prompt: case.prompt.clone(),
+        kind: case.kind,
+        colour: per_object(&|_, _| true),
+        shape: per_object(&|t, i| t.shape() == objects[i].shape),
+        count: if found.len() == objects.len() { 1.0 } else { 0.0 },
+        motion: (case.kind == CaseKind::Content).then(|| per_object(&|t, i| t.motion() == objects[i].motion)),
+        camera: (case.kind == CaseKind::Camera)
+            .then(|| if camera_from_still_objects(&found) == case.scene.camera { 1.0 } else { 0.0 }),
+        consistency,
+        seen: found.iter().map(describe).collect(),
+    }
+}
+
+/// Averages over all cases (motion over content cases, camera over camera cases).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub cases: usize,
+    pub colour: f64,
+    pub shape: f64,
+    pub count: f64,
+    pub motion: f64,
+    pub camera: f64,
+    pub consistency: f64,
+    pub seconds_per_clip: f64,
+    pub targets: Targets,
+    pub scores: Vec<CaseScore>,
+}
+
+impl Report {
+    pub fn new(scores: Vec<CaseScore>, seconds_per_clip: f64) -> Self {
+        let mean = |values: Vec<f64>| if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
+        Self {
+            cases: scores.len(),
+            colour: mean(scores.iter().map(|s| s.colour).collect()),
+            shape: mean(scores.iter().map(|s| s.shape).collect()),
+            count: mean(scores.iter().map(|s| s.count).collect()),
+            motion: mean(scores.iter().filter_map(|s| s.motion).collect()),
+            camera: mean(scores.iter().filter_map(|s| s.camera).collect()),
+            consistency: mean(scores.iter().map(|s| s.consistency).collect()),
+            seconds_per_clip,
+            targets: TARGETS,
+            scores,
+        }
+    }
+
+    /// The targets this report misses, each by how much, allowing `margin` below each.
+    pub fn misses(&self, margin: f64) -> Vec<String> {
+        [("colour", self.colour, TARGETS.colour), ("motion", self.motion, TARGETS.motion), ("shape", self.shape, TARGETS.shape), ("count", self.count, TARGETS.count)]
+            .into_iter()
+            .filter(|(_, value, target)| *value < target - margin)
+            .map(|(name, value, target)| format!("{name} {:.1}% < target {:.0}%{}", 100.0 * value, 100.0 * target,
+                if margin > 0.0 { format!(" - {:.0} points", 100.0 * margin) } else { String::new() }))
+            .collect()
+    }
+
+    pub fn table(&self) -> String {
+        let row = |name: &str, value: f64, target: Option<f64>| match target {
+            Some(t) => format!("  {name:<12} {:>6.1}%   (target {:.0}%)\n", 100.0 * value, 100.0 * t),
+            None => format!("  {name:<12} {:>6.1}%\n", 100.0 * value),
+        };
+        let mut text = format!("{} held-out prompts, {:.2} s per clip\n", self.cases, self.seconds_per_clip);
+        text += &row("colour", self.colour, Some(TARGETS.colour));
+        text += &row("shape", self.shape, Some(TARGETS.shape));
+        text += &row("count", self.count, Some(TARGETS.count));
+        text += &row("motion", self.motion, Some(TARGETS.motion));
+        text += &row("camera", self.camera, None);
+        text += &row("consistency", self.consistency, None);
+        text
+    }
+}
+
+/// Scores `generate`'s clips for every case.
+pub fn evaluate(
+    cases: &[Case],
+    generate: &mut dyn FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>,
+    on_case: &mut dyn FnMut(usize, &CaseScore),
+) -> Result<Report, Box<dyn std::error::Error + Send + Sync>> {
+    let started = std::time::Instant::now();
+    let mut scores = Vec::with_capacity(cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        let frames = generate(case)?;
+        let score = score(case, &frames);
+        on_case(i, &score);
+        scores.push(score);
+    }
+    let seconds = started.elapsed().as_secs_f64() / cases.len().max(1) as f64;
+    Ok(Report::new(scores, seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The evaluator reads the world's own renders almost perfectly: its errors are not the
+    /// model's. (This bounds what the model can score.)
+    #[test]
+    fn the_world_itself_scores_near_perfectly() {
+        let cases = held_out_cases(60, 5);
+        let report = evaluate(&cases, &mut |case| Ok(case.scene.render()), &mut |_, _| {}).unwrap();
+        eprintln!("{}", report.table());
+        for s in &report.scores {
+            if s.shape < 1.0 || s.motion.is_some_and(|m| m < 1.0) || s.count < 1.0 || s.camera.is_some_and(|c| c < 1.0) {
+                eprintln!("{:?} {} -> {:?}", s.kind, s.prompt, s.seen);
+            }
+        }
+        assert!(report.colour >= 0.99, "colour {}", report.colour);
+        assert!(report.count >= 0.9, "count {}", report.count);
+        assert!(report.shape >= 0.9, "shape {}", report.shape);
+        assert!(report.motion >= 0.9, "motion {}", report.motion);
+        assert!(report.camera >= 0.9, "camera {}", report.camera);
+    }
+
+    #[test]
+    fn a_wrong_video_scores_low() {
+        let cases = held_out_cases(20, 6);
+        // Every clip answered with the first case's video.
+        let wrong = cases[0].scene.render();
+        let report = evaluate(&cases, &mut |_| Ok(wrong.clone()), &mut |_, _| {}).unwrap();
+        assert!(report.colour < 0.5 && report.motion < 0.5, "{}", report.table());
+    }
+}

@@ -1,0 +1,14 @@
+//! reel's bundled demo model: a small Wan transformer, Wan VAE and UMT5 text encoder trained by
+//! reel on a procedural world of coloured shapes, so that `reel generate` works offline in seconds
+//! and tests can check that a video follows its prompt.
+
+pub mod analysis;
+pub mod bundled;
+pub mod caption;
+pub mod eval;
+pub mod model;
+pub mod params;
+pub mod rng;
+pub mod tokenizer;
+pub mod train;
+pub mod world;

@@ -1,0 +1,195 @@
+//! Trainable parameters for reel's model code: a [`VarBuilder`] backend that creates each
+//! parameter on first request (initialised by what its name says it is), an AdamW optimiser whose
+//! state can be saved and restored, and safetensors I/O in the checkpoint's own names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+
+use crate::rng::Rng;
+
+/// The parameters of one model, by checkpoint name.
+pub struct Params {
+    vars: Mutex<BTreeMap<String, Var>>,
+    rng: Mutex<Rng>,
+}
+
+impl Params {
+    pub fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self { vars: Mutex::new(BTreeMap::new()), rng: Mutex::new(Rng::new(seed)) })
+    }
+
+    pub fn var_builder(self: &Arc<Self>) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(Backend(self.clone())), DType::F32, Device::Cpu)
+    }
+
+    /// Adds an existing parameter under `name` (to optimise several models together).
+    pub fn insert(&self, name: String, var: Var) {
+        self.vars.lock().expect("params lock").insert(name, var);
+    }
+
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.vars.lock().expect("params lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.vars().iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// Initial values: ones for norm scales, zeros for biases and the final projection (so a new
+    /// model starts by predicting nothing), diffusers' scaled normal for modulation tables, and a
+    /// normal scaled by 1/sqrt(fan-in) for the rest.
+    fn initial(&self, name: &str, shape: &Shape) -> Result<Tensor> {
+        let dims = shape.dims();
+        let count = shape.elem_count();
+        let leaf = name.rsplit('.').next().unwrap_or(name);
+        let is_norm_scale = leaf == "gamma" || (leaf == "weight" && name.contains("norm"));
+        let values: Vec<f32> = if is_norm_scale {
+            vec![1.0; count]
+        } else if leaf == "bias" || name.starts_with("proj_out.") {
+            vec![0.0; count]
+        } else {
+            let std = if leaf == "scale_shift_table" {
+                1.0 / (*dims.last().unwrap_or(&1) as f32).sqrt()
+            } else if name.contains("relative_attention_bias") {
+                0.1
+            } else if name == "shared.weight" {
+                1.0
+            } else {
+                let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
+                let gain = if name.contains("conv_out") { 0.3 } else { 1.0 };
+                gain / (fan_in as f32).sqrt()
+            };
+            let mut rng = self.rng.lock().expect("rng lock");
+            (0..count).map(|_| rng.normal() * std).collect()
+        };
+        Tensor::from_vec(values, shape.clone(), &Device::Cpu)
+    }
+
+    /// All values as plain tensors (for saving weights).
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect()
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        candle_core::safetensors::save(&self.tensors(), path)
+    }
+
+    /// Restores values saved by [`Params::save`] into existing parameters (names must match).
+    pub fn restore(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in self.vars() {
+            let value = tensors.get(&name).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.clone() })?;
+            var.set(value)?;
+        }
+        Ok(())
+    }
+}
+
+struct Backend(Arc<Params>);
+
+impl SimpleBackend for Backend {
+    fn get(&self, shape: Shape, name: &str, _hints: candle_nn::Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        if let Some(var) = self.0.vars.lock().expect("params lock").get(name) {
+            return var.as_tensor().to_dtype(dtype)?.to_device(dev);
+        }
+        let var = Var::from_tensor(&self.0.initial(name, &shape)?)?;
+        self.0.vars.lock().expect("params lock").insert(name.to_string(), var.clone());
+        Ok(var.as_tensor().clone())
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
+        candle_core::bail!("trainable parameter '{name}' must be requested with its shape")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.vars.lock().expect("params lock").contains_key(name)
+    }
+}
+
+/// AdamW with decoupled weight decay and global gradient-norm clipping.
+pub struct AdamW {
+    params: Arc<Params>,
+    moments: BTreeMap<String, (Tensor, Tensor)>,
+    pub step: usize,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    clip_norm: f64,
+}
+
+impl AdamW {
+    pub fn new(params: Arc<Params>, weight_decay: f64) -> Self {
+        Self { params, moments: BTreeMap::new(), step: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, clip_norm: 1.0 }
+    }
+
+    /// One update at learning rate `lr`; returns the gradient norm before clipping.
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<f64> {
+        let vars = self.params.vars();
+        let mut norm_sq = 0f64;
+        for (_, var) in &vars {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                norm_sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        let norm = norm_sq.sqrt();
+        let scale = if norm > self.clip_norm { self.clip_norm / norm } else { 1.0 };
+        self.step += 1;
+        let t = self.step as i32;
+        let (bc1, bc2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        for (name, var) in &vars {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g = (g * scale)?;
+            let (m, v) = match self.moments.remove(name) {
+                Some(state) => state,
+                None => (g.zeros_like()?, g.zeros_like()?),
+            };
+            let m = ((m * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
+            let v = ((v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+            let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
+            let theta = var.as_tensor();
+            let decayed = (theta * (1.0 - lr * self.weight_decay))?;
+            var.set(&(decayed - (update * lr)?)?)?;
+            self.moments.insert(name.clone(), (m, v));
+        }
+        Ok(norm)
+    }
+
+    /// Parameters, moments and step count in one safetensors file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut tensors = self.params.tensors();
+        for (name, (m, v)) in &self.moments {
+            tensors.insert(format!("adam.m.{name}"), m.clone());
+            tensors.insert(format!("adam.v.{name}"), v.clone());
+        }
+        tensors.insert("adam.step".into(), Tensor::new(&[self.step as u32], &Device::Cpu)?);
+        candle_core::safetensors::save(&tensors, path)
+    }
+
+    pub fn restore(&mut self, path: &Path) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
+        self.params.restore(&tensors)?;
+        self.moments.clear();
+        for (name, _) in self.params.vars() {
+            if let (Some(m), Some(v)) = (tensors.get(&format!("adam.m.{name}")), tensors.get(&format!("adam.v.{name}"))) {
+                self.moments.insert(name, (m.clone(), v.clone()));
+            }
+        }
+        self.step = tensors.get("adam.step").map(|t| t.to_vec1::<u32>().map(|s| s[0] as usize)).transpose()?.unwrap_or(0);
+        Ok(())
+    }
+}
+
+/// Linear warm-up, then cosine decay to a tenth of the peak.
+pub fn learning_rate(peak: f64, step: usize, total: usize, warmup: usize) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
+    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
+}

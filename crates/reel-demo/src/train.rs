@@ -1,0 +1,289 @@
+//! Training the demo model, in three resumable stages:
+//!
+//! 1. the VAE, on short clips of the world (reconstruction + a light KL term);
+//! 2. a pool of training clips encoded once with the trained VAE, whose per-channel statistics
+//!    become the VAE's `latents_mean` / `latents_std`;
+//! 3. the transformer and the text encoder together, with Wan's flow-matching objective
+//!    (predict `noise - latents` from `(1 - s) latents + s noise` at shifted noise levels `s`) and
+//!    10% caption dropout so that classifier-free guidance works.
+//!
+//! Every stage saves its state (weights, optimiser moments, step) in the work folder regularly and
+//! continues from it when run again; the finished model is written as a checkpoint folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
+use reel_models::wan::{WanTransformer, WanVae};
+use reel_models::weights::ComponentFolder;
+
+use crate::caption::{caption, vocabulary};
+use crate::model::{self, LATENT_CHANNELS, MAX_SEQUENCE_LENGTH};
+use crate::params::{learning_rate, AdamW, Params};
+use crate::rng::Rng;
+use crate::tokenizer::write_tokenizer;
+use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
+
+/// Frames of the short clips the VAE trains on: the first frame alone, then one chunk of four.
+const VAE_FRAMES: usize = 5;
+/// The VAE is convolutional: it trains on random crops, four times cheaper than whole frames.
+const VAE_CROP: usize = 32;
+const KL_WEIGHT: f64 = 1e-4;
+const CAPTION_DROPOUT: f32 = 0.1;
+const SAVE_EVERY: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    /// Where the finished checkpoint goes.
+    pub out: PathBuf,
+    /// Where resumable state and the loss log live.
+    pub work: PathBuf,
+    pub seed: u64,
+    pub vae_steps: usize,
+    pub vae_batch: usize,
+    pub vae_lr: f64,
+    /// Training clips encoded for the transformer.
+    pub pool: usize,
+    pub transformer_steps: usize,
+    pub transformer_batch: usize,
+    pub transformer_lr: f64,
+}
+
+impl TrainSettings {
+    pub fn new(out: PathBuf, work: PathBuf) -> Self {
+        Self {
+            out,
+            work,
+            seed: 0,
+            vae_steps: 1500,
+            vae_batch: 8,
+            vae_lr: 1e-3,
+            pool: 2000,
+            transformer_steps: 2500,
+            transformer_batch: 16,
+            transformer_lr: 5e-4,
+        }
+    }
+}
+
+/// What training reports as it goes.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    /// A stage starts, with its number of steps (0 when already done).
+    Stage { name: &'static str, total: usize, done: usize },
+    Step { stage: &'static str, step: usize, total: usize, loss: f64 },
+}
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Clips as a (batch, 3, frames, height, width) tensor in [-1, 1].
+fn clips_tensor(scenes: &[Scene], frames: usize) -> Result<Tensor> {
+    let mut data = Vec::with_capacity(scenes.len() * 3 * frames * HEIGHT * WIDTH);
+    for scene in scenes {
+        let rendered = scene.render();
+        for c in 0..3 {
+            for frame in rendered.iter().take(frames) {
+                data.extend(frame.iter().skip(c).step_by(3).map(|v| *v as f32 / 127.5 - 1.0));
+            }
+        }
+    }
+    Ok(Tensor::from_vec(data, (scenes.len(), 3, frames, HEIGHT, WIDTH), &Device::Cpu)?)
+}
+
+struct Log {
+    file: std::fs::File,
+}
+
+impl Log {
+    fn open(work: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(work.join("loss.jsonl"))?;
+        Ok(Self { file })
+    }
+
+    fn write(&mut self, stage: &str, step: usize, loss: f64, extra: serde_json::Value) -> Result<()> {
+        let line = serde_json::json!({"stage": stage, "step": step, "loss": loss, "extra": extra});
+        writeln!(self.file, "{line}")?;
+        Ok(())
+    }
+}
+
+/// Runs (or resumes) all stages and writes the checkpoint to `settings.out`.
+pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
+    std::fs::create_dir_all(&settings.work)?;
+    std::fs::create_dir_all(&settings.out)?;
+    let mut log = Log::open(&settings.work)?;
+    let vocab_size = write_tokenizer(&settings.out.join("tokenizer"), &vocabulary())?;
+    let text_config = model::text_encoder_config(vocab_size);
+    model::write_configs(&settings.out, &text_config, &model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]))?;
+
+    train_vae(settings, &mut log, on_event)?;
+    let (pool, scenes) = encode_pool(settings, on_event)?;
+    train_transformer(settings, &pool, &scenes, &mut log, on_event)
+}
+
+fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
+    let state = settings.work.join("vae.state.safetensors");
+    let weights = settings.out.join("vae/diffusion_pytorch_model.safetensors");
+    let params = Params::new(settings.seed ^ 0x7ae);
+    let vae = WanVae::new(&model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]), params.var_builder())?;
+    let mut optimizer = AdamW::new(params.clone(), 0.0);
+    if state.exists() {
+        optimizer.restore(&state)?;
+    }
+    let total = settings.vae_steps;
+    on_event(TrainEvent::Stage { name: "vae", total, done: optimizer.step.min(total) });
+    while optimizer.step < total {
+        let step = optimizer.step;
+        let mut rng = Rng::new(settings.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let scenes: Vec<Scene> = (0..settings.vae_batch).map(|_| Scene::random(&mut rng, Split::Train)).collect();
+        let crops = scenes
+            .iter()
+            .map(|scene| {
+                let (y, x) = (rng.below(HEIGHT - VAE_CROP + 1), rng.below(WIDTH - VAE_CROP + 1));
+                clips_tensor(std::slice::from_ref(scene), VAE_FRAMES)?.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let video = Tensor::cat(&crops, 0)?;
+        let posterior = vae.encode(&video, None)?;
+        let noise = Tensor::randn(0f32, 1.0, posterior.mean.shape(), &Device::Cpu)?;
+        let z = (&posterior.mean + ((&posterior.logvar * 0.5)?.exp()? * noise)?)?;
+        let recon = vae.decode(&z, None)?;
+        let diff = (recon - &video)?;
+        let reconstruction = (diff.abs()?.mean_all()? + diff.sqr()?.mean_all()?)?;
+        let variance_terms = ((posterior.mean.sqr()? + posterior.logvar.exp()?)? - 1.0)?;
+        let kl = ((variance_terms - &posterior.logvar)?.mean_all()? * 0.5)?;
+        let loss = (&reconstruction + (kl * KL_WEIGHT)?)?;
+        let grads = loss.backward()?;
+        let lr = learning_rate(settings.vae_lr, step, total, 50);
+        let grad_norm = optimizer.step(&grads, lr)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        log.write("vae", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm}))?;
+        on_event(TrainEvent::Step { stage: "vae", step: step + 1, total, loss: value });
+        if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
+            optimizer.save(&state)?;
+        }
+    }
+    std::fs::create_dir_all(weights.parent().expect("has a parent"))?;
+    params.save(&weights)?;
+    Ok(())
+}
+
+/// Encodes the training clips once; returns their normalised latents and scenes.
+fn encode_pool(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
+    let cache = settings.work.join(format!("pool-{}.safetensors", settings.pool));
+    let mut rng = Rng::new(settings.seed ^ 0x9001);
+    let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect();
+    let vae_dir = settings.out.join("vae");
+    let raw = if cache.exists() {
+        on_event(TrainEvent::Stage { name: "encode", total: settings.pool, done: settings.pool });
+        candle_core::safetensors::load(&cache, &Device::Cpu)?.remove("latents").ok_or("latent cache without latents")?
+    } else {
+        on_event(TrainEvent::Stage { name: "encode", total: settings.pool, done: 0 });
+        let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
+        let mut chunks = Vec::new();
+        for (i, batch) in scenes.chunks(8).enumerate() {
+            chunks.push(vae.encode(&clips_tensor(batch, FRAMES)?, None)?.mean);
+            on_event(TrainEvent::Step { stage: "encode", step: ((i + 1) * 8).min(settings.pool), total: settings.pool, loss: 0.0 });
+        }
+        let raw = Tensor::cat(&chunks, 0)?;
+        candle_core::safetensors::save(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
+        raw
+    };
+    // Per-channel statistics become the VAE's normalisation, as Wan's VAE configs carry theirs.
+    let channels_last = raw.transpose(0, 1)?.flatten_from(1)?;
+    let mean = channels_last.mean_keepdim(1)?;
+    let std = channels_last.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?.sqrt()?;
+    let mean_v: Vec<f64> = mean.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| v as f64).collect();
+    let std_v: Vec<f64> = std.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| v as f64).collect();
+    let text_config = model::text_encoder_config(vocabulary().len() + 3);
+    let vae_config = model::vae_config(mean_v, std_v);
+    model::write_configs(&settings.out, &text_config, &vae_config)?;
+    let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
+    Ok((vae.normalize(&raw)?, scenes))
+}
+
+fn train_transformer(
+    settings: &TrainSettings,
+    pool: &Tensor,
+    scenes: &[Scene],
+    log: &mut Log,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<()> {
+    let state = settings.work.join("transformer.state.safetensors");
+    let text_params = Params::new(settings.seed ^ 0x7e47);
+    let dit_params = Params::new(settings.seed ^ 0xd17);
+    let text_config = model::text_encoder_config(vocabulary().len() + 3);
+    let encoder = Umt5Encoder::new(&text_config, text_params.var_builder())?;
+    let transformer = WanTransformer::new(&model::transformer_config(), dit_params.var_builder())?;
+    // One optimiser over both models: their names do not collide (`encoder.*`/`shared.*` vs the
+    // transformer's), so they share one parameter set for saving and stepping.
+    let joint = Params::new(0);
+    for (name, var) in text_params.vars() {
+        joint.insert(format!("text.{name}"), var);
+    }
+    for (name, var) in dit_params.vars() {
+        joint.insert(format!("dit.{name}"), var);
+    }
+    let mut optimizer = AdamW::new(joint.clone(), 0.01);
+    if state.exists() {
+        optimizer.restore(&state)?;
+    }
+    let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
+    let total = settings.transformer_steps;
+    on_event(TrainEvent::Stage { name: "transformer", total, done: optimizer.step.min(total) });
+    let started = Instant::now();
+    while optimizer.step < total {
+        let step = optimizer.step;
+        let mut rng = Rng::new(settings.seed.wrapping_mul(7_000_003).wrapping_add(step as u64));
+        let batch = settings.transformer_batch;
+        let indices: Vec<u32> = (0..batch).map(|_| rng.below(scenes.len()) as u32).collect();
+        let x0 = pool.index_select(&Tensor::new(indices.as_slice(), &Device::Cpu)?, 0)?;
+        // Noise levels drawn uniformly, then shifted as the sampler's schedule is.
+        let shift = model::FLOW_SHIFT as f32;
+        let sigmas: Vec<f32> = (0..batch)
+            .map(|_| {
+                let u = rng.f32();
+                shift * u / (1.0 + (shift - 1.0) * u)
+            })
+            .collect();
+        let sigma = Tensor::new(sigmas.as_slice(), &Device::Cpu)?.reshape((batch, 1, 1, 1, 1))?;
+        let noise_values: Vec<f32> = (0..x0.elem_count()).map(|_| rng.normal()).collect();
+        let noise = Tensor::from_vec(noise_values, x0.shape(), &Device::Cpu)?;
+        let noisy = (x0.broadcast_mul(&(1.0 - &sigma)?)? + noise.broadcast_mul(&sigma)?)?;
+        let target = (&noise - &x0)?;
+        let timesteps = Tensor::new(sigmas.iter().map(|s| s * 1000.0).collect::<Vec<f32>>().as_slice(), &Device::Cpu)?;
+
+        let mut ids = Vec::with_capacity(batch * MAX_SEQUENCE_LENGTH);
+        let mut mask = Vec::with_capacity(batch * MAX_SEQUENCE_LENGTH);
+        for &i in &indices {
+            let text = if rng.f32() < CAPTION_DROPOUT { String::new() } else { caption(&scenes[i as usize], &mut rng) };
+            let tokens = tokenizer.encode(&text, MAX_SEQUENCE_LENGTH)?;
+            ids.extend(tokens.ids);
+            mask.extend(tokens.mask);
+        }
+        let ids = Tensor::from_vec(ids, (batch, MAX_SEQUENCE_LENGTH), &Device::Cpu)?;
+        let mask = Tensor::from_vec(mask, (batch, MAX_SEQUENCE_LENGTH), &Device::Cpu)?;
+        // As the pipeline: the encoder's output for the prompt's tokens, zeros after them.
+        let hidden = encoder.forward(&ids, &mask)?;
+        let context = hidden.broadcast_mul(&mask.to_dtype(DType::F32)?.unsqueeze(2)?)?;
+        let prediction = transformer.forward(&noisy, &timesteps, &context)?;
+        let loss = (prediction - target)?.sqr()?.mean_all()?;
+        let grads = loss.backward()?;
+        let lr = learning_rate(settings.transformer_lr, step, total, 100);
+        let grad_norm = optimizer.step(&grads, lr)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        log.write("transformer", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
+            "seconds": started.elapsed().as_secs_f64()}))?;
+        on_event(TrainEvent::Step { stage: "transformer", step: step + 1, total, loss: value });
+        if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
+            optimizer.save(&state)?;
+            text_params.save(&settings.out.join("text_encoder/model.safetensors"))?;
+            dit_params.save(&settings.out.join("transformer/diffusion_pytorch_model.safetensors"))?;
+        }
+    }
+    text_params.save(&settings.out.join("text_encoder/model.safetensors"))?;
+    dit_params.save(&settings.out.join("transformer/diffusion_pytorch_model.safetensors"))?;
+    Ok(())
+}
