@@ -149,7 +149,7 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
         let posterior = vae.encode(&video, None)?;
         let noise = Tensor::randn(0f32, 1.0, posterior.mean.shape(), &Device::Cpu)?;
         let z = (&posterior.mean + ((&posterior.logvar * 0.5)?.exp()? * noise)?)?;
-        let recon = vae.decode(&z, None)?;
+        let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
         let diff = (recon - &video)?;
         let reconstruction = (diff.abs()?.mean_all()? + diff.sqr()?.mean_all()?)?;
         let variance_terms = ((posterior.mean.sqr()? + posterior.logvar.exp()?)? - 1.0)?;

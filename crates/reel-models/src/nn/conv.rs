@@ -39,8 +39,9 @@ impl Module for Conv2d {
 /// `nn.Conv3d` without temporal padding (callers pad in time, as causal convolutions need).
 #[derive(Debug, Clone)]
 pub struct Conv3d {
-    /// One (c_out, c_in, kh, kw) kernel per temporal tap.
-    taps: Vec<Tensor>,
+    /// (c_out, c_in, kt, kh, kw), sliced into one 2D kernel per temporal tap at each call (slices
+    /// made once would be copies that training could not update).
+    weight: Tensor,
     bias: Tensor,
     stride: Triple,
     /// Spatial zero padding (height, width).
@@ -54,21 +55,18 @@ impl Conv3d {
         }
         let (kt, kh, kw) = kernel;
         let weight = vb.get((c_out, c_in, kt, kh, kw), "weight")?;
-        let taps = (0..kt)
-            .map(|k| weight.narrow(2, k, 1)?.squeeze(2)?.contiguous())
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self { taps, bias: vb.get(c_out, "bias")?, stride, padding })
+        Ok(Self { weight, bias: vb.get(c_out, "bias")?, stride, padding })
     }
 
     pub fn kernel_frames(&self) -> usize {
-        self.taps.len()
+        self.weight.dims()[2]
     }
 
     /// (batch, c_in, frames, height, width) -> (batch, c_out, frames', height', width')
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, t, _, _) = x.dims5()?;
         let (st, stride, _) = self.stride;
-        let kt = self.taps.len();
+        let kt = self.kernel_frames();
         if t < kt {
             candle_core::bail!("conv3d needs at least {kt} frames, got {t}");
         }
@@ -84,7 +82,8 @@ impl Conv3d {
         };
         let (h, w) = (frames.dim(3)?, frames.dim(4)?);
         let mut sum: Option<Tensor> = None;
-        for (k, kernel) in self.taps.iter().enumerate() {
+        for k in 0..kt {
+            let kernel = self.weight.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
             let seen = if st == 1 {
                 frames.narrow(1, k, t_out)?
             } else {
@@ -92,7 +91,7 @@ impl Conv3d {
                 Tensor::cat(&picked, 1)?
             };
             let images = seen.contiguous()?.reshape((b * t_out, c, h, w))?;
-            let y = images.conv2d(kernel, conv_padding, stride, 1, 1)?;
+            let y = images.conv2d(&kernel, conv_padding, stride, 1, 1)?;
             sum = Some(match sum {
                 None => y,
                 Some(total) => (total + y)?,

@@ -83,23 +83,23 @@ impl FrameCache {
 /// RMS normalisation over channels (diffusers' `WanRMS_norm`): `x / ||x|| * sqrt(C) * gamma`.
 #[derive(Debug, Clone)]
 struct ChannelRmsNorm {
-    /// sqrt(C) * gamma, shaped to broadcast over (C, [T,] H, W).
-    scale: Tensor,
+    /// Shaped to broadcast over (C, [T,] H, W).
+    gamma: Tensor,
+    sqrt_dim: f64,
 }
 
 impl ChannelRmsNorm {
     /// `spatial_dims`: 3 for video (C, T, H, W), 2 for images (C, H, W).
     fn new(dim: usize, spatial_dims: usize, vb: VarBuilder) -> CandleResult<Self> {
         let shape: Vec<usize> = std::iter::once(dim).chain(std::iter::repeat_n(1, spatial_dims)).collect();
-        let gamma = vb.get(shape, "gamma")?;
-        Ok(Self { scale: (gamma * (dim as f64).sqrt())? })
+        Ok(Self { gamma: vb.get(shape, "gamma")?, sqrt_dim: (dim as f64).sqrt() })
     }
 
     fn forward(&self, x: &Tensor) -> CandleResult<Tensor> {
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?;
         let norm = x32.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
-        x32.broadcast_div(&norm)?.to_dtype(dtype)?.broadcast_mul(&self.scale)
+        (x32.broadcast_div(&norm)?.to_dtype(dtype)? * self.sqrt_dim)?.broadcast_mul(&self.gamma)
     }
 }
 
@@ -668,6 +668,17 @@ impl WanVae {
         tiling: Option<Tiling>,
         on_chunk: &mut dyn FnMut(usize, usize),
     ) -> Result<Tensor> {
+        Ok(self.decode_unclamped(latents, tiling, on_chunk)?.clamp(-1f32, 1f32)?)
+    }
+
+    /// The decoder's output before the final clamp to [-1, 1]. Training needs it: a clamped output
+    /// has no gradient where it saturates.
+    pub fn decode_unclamped(
+        &self,
+        latents: &Tensor,
+        tiling: Option<Tiling>,
+        on_chunk: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor> {
         let (_, z, _, h, w) = latents.dims5()?;
         if z != self.config.z_dim {
             return Err(ModelError::InvalidInput(format!(
@@ -685,7 +696,7 @@ impl WanVae {
                 self.decode_chunks(&self.post_quant_conv.forward(&latents, None)?, true, &mut progress)?
             }
         };
-        Ok(unpatchify(&video, self.config.patch())?.clamp(-1f32, 1f32)?)
+        Ok(unpatchify(&video, self.config.patch())?)
     }
 
     /// The decoder over time, one latent frame at a time; `post_quant` says whether the latents
