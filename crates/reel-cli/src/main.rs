@@ -39,6 +39,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Train the bundled demo model on its procedural world (resumable)
     Train(commands::train::TrainArgs),
+    /// Evaluate a model: the demo model's prompt adherence on held-out prompts
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() {
@@ -50,6 +52,7 @@ fn main() {
         Command::Worker(_) => commands::planned::not_built("worker", "the studio"),
         Command::Estimate(_) => commands::planned::not_built("estimate", "the estimator"),
         Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
         Command::Models(args) => commands::models::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };

@@ -19,23 +19,39 @@ fn stderr_of(cmd: &mut Command) -> String {
 fn help_lists_every_planned_command() {
     let out = reel().arg("--help").assert().success().get_output().stdout.clone();
     let help = String::from_utf8(out).unwrap();
-    for command in ["generate", "serve", "worker", "estimate", "models", "bench", "train"] {
+    for command in ["generate", "serve", "worker", "estimate", "models", "bench", "train", "eval"] {
         assert!(help.contains(command), "--help lacks {command}:\n{help}");
     }
 }
 
 #[test]
 fn commands_not_built_yet_say_so_and_fail() {
-    for command in ["serve", "worker", "estimate", "train"] {
+    for command in ["serve", "worker", "estimate"] {
         let err = stderr_of(reel().arg(command));
         assert!(err.contains("not built yet"), "reel {command}: {err}");
     }
 }
 
 #[test]
-fn generate_without_a_model_explains_what_to_pass() {
-    let err = stderr_of(reel().args(["generate", "a red ball"]));
-    assert!(err.contains("--model") && err.contains("demo model"), "{err}");
+fn generate_without_a_model_uses_the_bundled_demo_model() {
+    // README's first command, offline: the bundled model writes out.mp4 in the working folder.
+    let dir = tempfile::tempdir().unwrap();
+    reel()
+        .current_dir(dir.path())
+        .env("REEL_CACHE_DIR", dir.path().join("cache"))
+        .args(["generate", "a red square moving right", "--quiet"])
+        .assert()
+        .success();
+    let out = dir.path().join("out.mp4");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
+        .arg(&out)
+        .output()
+        .expect("ffprobe is installed by .ci/run");
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &info["streams"][0];
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!((stream["width"].as_u64(), stream["height"].as_u64(), stream["nb_read_frames"].as_str()), (Some(64), Some(64), Some("17")));
 }
 
 #[test]

@@ -219,3 +219,26 @@ mod tests {
         assert!(report.colour < 0.5 && report.motion < 0.5, "{}", report.table());
     }
 }
+
+/// Generates each case with the demo model (or any checkpoint of the demo's geometry) at the
+/// checkpoint's default settings, in f32 on the CPU.
+pub fn model_generator(
+    checkpoint_dir: &std::path::Path,
+) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+    use reel_sampling::checkpoint::WanCheckpoint;
+    use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
+    let checkpoint = WanCheckpoint::open(checkpoint_dir)?;
+    let defaults = checkpoint.generation_defaults()?;
+    let pipeline = WanPipeline::new(checkpoint, candle_core::DType::F32, &candle_core::Device::Cpu);
+    Ok(move |case: &Case| {
+        let mut request = GenerationRequest::new(case.prompt.clone());
+        request.frames = defaults.frames.unwrap_or(crate::world::FRAMES);
+        request.height = defaults.height.unwrap_or(crate::world::HEIGHT);
+        request.width = defaults.width.unwrap_or(crate::world::WIDTH);
+        request.steps = defaults.steps.unwrap_or(crate::model::DEFAULT_STEPS);
+        request.guidance = defaults.guidance.unwrap_or(crate::model::DEFAULT_GUIDANCE);
+        request.max_sequence_length = defaults.max_sequence_length.unwrap_or(crate::model::MAX_SEQUENCE_LENGTH);
+        request.seed = case.seed;
+        Ok(pipeline.generate(&request, &mut |_| {})?.rgb8()?)
+    })
+}

@@ -134,7 +134,7 @@ impl AdamW {
         let mut norm_sq = 0f64;
         for (_, var) in &vars {
             if let Some(g) = grads.get(var.as_tensor()) {
-                norm_sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                norm_sq += g.detach().sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
             }
         }
         let norm = norm_sq.sqrt();
@@ -144,15 +144,16 @@ impl AdamW {
         let (bc1, bc2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
         for (name, var) in &vars {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let g = (g * scale)?;
+            // Detached: the optimiser state must not hold on to this step's computation graph.
+            let g = (g.detach() * scale)?;
             let (m, v) = match self.moments.remove(name) {
                 Some(state) => state,
                 None => (g.zeros_like()?, g.zeros_like()?),
             };
-            let m = ((m * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
-            let v = ((v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+            let m = ((m * self.beta1)? + (&g * (1.0 - self.beta1))?)?.detach();
+            let v = ((v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?.detach();
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.eps)?)?;
-            let theta = var.as_tensor();
+            let theta = var.as_tensor().detach();
             let decayed = (theta * (1.0 - lr * self.weight_decay))?;
             var.set(&(decayed - (update * lr)?)?)?;
             self.moments.insert(name.clone(), (m, v));

@@ -20,6 +20,8 @@ use reel_models::wan::{WanTransformer, WanVae};
 use reel_models::weights::ComponentFolder;
 
 use crate::caption::{caption, vocabulary};
+use crate::card::write_card;
+use crate::eval::{evaluate, held_out_cases, model_generator};
 use crate::model::{self, LATENT_CHANNELS, MAX_SEQUENCE_LENGTH};
 use crate::params::{learning_rate, AdamW, Params};
 use crate::rng::Rng;
@@ -33,6 +35,8 @@ const VAE_CROP: usize = 32;
 const KL_WEIGHT: f64 = 1e-4;
 const CAPTION_DROPOUT: f32 = 0.1;
 const SAVE_EVERY: usize = 100;
+/// Held-out prompts scored for the model card.
+const EVAL_CASES: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct TrainSettings {
@@ -120,7 +124,18 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
 
     train_vae(settings, &mut log, on_event)?;
     let (pool, scenes) = encode_pool(settings, on_event)?;
-    train_transformer(settings, &pool, &scenes, &mut log, on_event)
+    train_transformer(settings, &pool, &scenes, &mut log, on_event)?;
+
+    // Score the result on held-out prompts and describe it in a model card.
+    let cases = held_out_cases(EVAL_CASES, 0);
+    on_event(TrainEvent::Stage { name: "evaluate", total: cases.len(), done: 0 });
+    let mut generate = model_generator(&settings.out)?;
+    let report = evaluate(&cases, &mut generate, &mut |i, _| {
+        on_event(TrainEvent::Step { stage: "evaluate", step: i + 1, total: cases.len(), loss: 0.0 })
+    })?;
+    std::fs::write(settings.work.join("eval.json"), serde_json::to_string_pretty(&report)?)?;
+    write_card(settings, &report)?;
+    Ok(())
 }
 
 fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
@@ -134,6 +149,7 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     }
     let total = settings.vae_steps;
     on_event(TrainEvent::Stage { name: "vae", total, done: optimizer.step.min(total) });
+    let started = Instant::now();
     while optimizer.step < total {
         let step = optimizer.step;
         let mut rng = Rng::new(settings.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
@@ -159,7 +175,8 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
         let lr = learning_rate(settings.vae_lr, step, total, 50);
         let grad_norm = optimizer.step(&grads, lr)?;
         let value = loss.to_scalar::<f32>()? as f64;
-        log.write("vae", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm}))?;
+        log.write("vae", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
+            "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "vae", step: step + 1, total, loss: value });
         if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
             optimizer.save(&state)?;

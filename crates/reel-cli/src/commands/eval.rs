@@ -1,0 +1,72 @@
+//! `reel eval demo`: scores the demo model's prompt adherence on held-out prompts.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reel_demo::eval::{evaluate, held_out_cases, model_generator};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    target: EvalTarget,
+}
+
+#[derive(Subcommand)]
+enum EvalTarget {
+    /// Generate clips for held-out prompts and score colour, shape, count, motion and camera
+    Demo(DemoEval),
+}
+
+#[derive(Args)]
+struct DemoEval {
+    /// Checkpoint to evaluate [default: the bundled demo model]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Held-out prompts
+    #[arg(long, default_value_t = 50)]
+    count: usize,
+    /// Seed choosing the prompts
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Score the world's own renders instead of a model: the evaluator's ceiling
+    #[arg(long)]
+    reference: bool,
+    /// Also write the report (every prompt, what was seen, the scores) as JSON
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Print each prompt's scores as it is done
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let EvalTarget::Demo(args) = args.target;
+    let cases = held_out_cases(args.count, args.seed);
+    let mut on_case = |i: usize, score: &reel_demo::eval::CaseScore| {
+        if args.verbose {
+            eprintln!("{:>3} {:?} colour {:.2} shape {:.2} count {} motion {:?} camera {:?} | {} -> {:?}",
+                i + 1, score.kind, score.colour, score.shape, score.count, score.motion, score.camera, score.prompt, score.seen);
+        }
+    };
+    let report = if args.reference {
+        evaluate(&cases, &mut |case| Ok(case.scene.render()), &mut on_case)
+    } else {
+        let dir = match &args.model {
+            Some(dir) => dir.clone(),
+            None => reel_demo::bundled::checkpoint_dir().context("the bundled demo model is unavailable")?,
+        };
+        let mut generate = model_generator(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        evaluate(&cases, &mut generate, &mut on_case)
+    }
+    .map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
+    print!("{}", report.table());
+    let misses = report.misses(0.0);
+    if !misses.is_empty() {
+        println!("below target: {}", misses.join(", "));
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The model card written next to the trained weights: what the model is, what it learned from,
+//! how it was trained and how it scores.
+
+use std::path::Path;
+
+use crate::eval::{Report, TARGETS};
+use crate::train::TrainSettings;
+use crate::world::{HELD_OUT_COLOUR_SHAPE, HELD_OUT_SHAPE_MOTION};
+
+/// Parameters stored in a component's safetensors files.
+fn parameters(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+        .filter_map(|e| candle_core::safetensors::load(e.path(), &candle_core::Device::Cpu).ok())
+        .map(|tensors| tensors.values().map(|t| t.elem_count()).sum::<usize>())
+        .sum()
+}
+
+/// Seconds each stage took, from the loss log.
+fn stage_seconds(work: &Path) -> Vec<(String, usize, f64)> {
+    let Ok(text) = std::fs::read_to_string(work.join("loss.jsonl")) else { return vec![] };
+    let mut stages: Vec<(String, usize, f64)> = Vec::new();
+    for line in text.lines() {
+        let Ok(row) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let stage = row["stage"].as_str().unwrap_or_default().to_string();
+        let step = row["step"].as_u64().unwrap_or(0) as usize;
+        let seconds = row["extra"]["seconds"].as_f64().unwrap_or(0.0);
+        match stages.iter_mut().find(|(s, _, _)| *s == stage) {
+            Some(entry) => {
+                entry.1 = entry.1.max(step);
+                entry.2 = entry.2.max(seconds);
+            }
+            None => stages.push((stage, step, seconds)),
+        }
+    }
+    stages
+}
+
+fn final_loss(work: &Path, stage: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(work.join("loss.jsonl")).ok()?;
+    let losses: Vec<f64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|row| row["stage"] == stage)
+        .filter_map(|row| row["loss"].as_f64())
+        .collect();
+    let tail = &losses[losses.len().saturating_sub(50)..];
+    (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64)
+}
+
+pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<()> {
+    let out = &settings.out;
+    let (text, dit, vae) = (parameters(&out.join("text_encoder")), parameters(&out.join("transformer")), parameters(&out.join("vae")));
+    let held_cs: Vec<String> = HELD_OUT_COLOUR_SHAPE.iter().map(|(c, s)| format!("{} {}", c.name(), s.name())).collect();
+    let held_sm: Vec<String> = HELD_OUT_SHAPE_MOTION.iter().map(|(s, m)| format!("{} {m:?}", s.name())).collect();
+    let stages: String = stage_seconds(&settings.work)
+        .iter()
+        .map(|(stage, steps, seconds)| {
+            let time = if *seconds > 0.0 { format!(", {:.0} min", seconds / 60.0) } else { String::new() };
+            let loss = final_loss(&settings.work, stage).map(|l| format!(", final loss {l:.4}")).unwrap_or_default();
+            format!("- {stage}: {steps} steps{time}{loss}\n")
+        })
+        .collect();
+    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    let card = format!(
+        "# reel demo model\n\n\
+A small text-to-video model trained by reel (`reel train`) on a procedural world of coloured shapes,\n\
+so that `reel generate` works offline in seconds. It has the architecture of Wan 2.1 at a tiny size\n\
+and is stored in the diffusers layout, so reel runs it through exactly the pipeline it runs for\n\
+published Wan checkpoints.\n\n\
+## Components\n\n\
+| component | class | parameters |\n| --- | --- | --- |\n\
+| text_encoder | UMT5EncoderModel (2 layers, d_model 64) with a word-level tokenizer | {text} |\n\
+| transformer | WanTransformer3DModel (4 layers, 4 heads of 32, patch 1x2x2) | {dit} |\n\
+| vae | AutoencoderKLWan (Wan 2.1 style, base 8, 4x in space and time, 8 latent channels) | {vae} |\n\
+| scheduler | UniPCMultistepScheduler, flow prediction, shift {shift} | |\n\n\
+Videos: 17 frames of 64x64 at 8 fps (`reel.json` holds these defaults, {steps} steps, guidance {guidance}).\n\n\
+## Data\n\n\
+Procedural clips (crates/reel-demo/src/world.rs): one to three objects (circle, square, triangle, star,\n\
+ring) in nine colours and three sizes, moving left, right, up, down, diagonally, bouncing, growing,\n\
+shrinking, rotating or still, over solid, gradient, striped or checkered dark backdrops, with a static,\n\
+panning or zooming camera. Captions come from a grammar with synonyms and three word orders; 10% are\n\
+dropped (empty prompt) for classifier-free guidance. These combinations never occur in training:\n\
+{held_cs}; and {held_sm}.\n\n\
+## Training\n\n\
+Seed {seed}. VAE: {vae_steps} steps of {vae_batch} random 32x32 crops of 5-frame clips (L1 + L2 + 1e-4 KL).\n\
+Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
+encoded clips, flow matching (predict noise - latents at shifted noise levels), AdamW with warm-up\n\
+and cosine decay. On a 2-core CPU:\n\n{stages}\n\
+## Evaluation\n\n\
+`reel eval demo --count {cases}`: {cases} prompts with held-out combinations; objects are found by colour\n\
+in the generated frames and scored against the prompt.\n\n\
+| metric | score | target |\n| --- | --- | --- |\n\
+| colour | {colour} | {t_colour} |\n| shape | {shape} | {t_shape} |\n| count | {count} | {t_count} |\n\
+| motion direction | {motion} | {t_motion} |\n| camera move | {camera} | |\n| frame-to-frame consistency | {consistency} | |\n\n\
+Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CPU).\n",
+        shift = crate::model::FLOW_SHIFT,
+        steps = crate::model::DEFAULT_STEPS,
+        guidance = crate::model::DEFAULT_GUIDANCE,
+        held_cs = held_cs.join(", "),
+        held_sm = held_sm.join(", "),
+        seed = settings.seed,
+        vae_steps = settings.vae_steps,
+        vae_batch = settings.vae_batch,
+        dit_steps = settings.transformer_steps,
+        dit_batch = settings.transformer_batch,
+        pool = settings.pool,
+        cases = report.cases,
+        colour = pct(report.colour),
+        shape = pct(report.shape),
+        count = pct(report.count),
+        motion = pct(report.motion),
+        camera = pct(report.camera),
+        consistency = pct(report.consistency),
+        t_colour = pct(TARGETS.colour),
+        t_shape = pct(TARGETS.shape),
+        t_count = pct(TARGETS.count),
+        t_motion = pct(TARGETS.motion),
+        secs = report.seconds_per_clip,
+    );
+    std::fs::write(out.join("README.md"), card)
+}
