@@ -27,10 +27,12 @@ struct Cli {
 enum Command {
     /// Generate a video from a text prompt
     Generate(commands::generate::GenerateArgs),
-    /// Serve the OpenAI-compatible Videos API and the web studio (not built yet)
-    Serve(commands::planned::Planned),
-    /// Run a worker that takes generation jobs from the studio's queue (not built yet)
-    Worker(commands::planned::Planned),
+    /// Serve the OpenAI-compatible Videos API, its job queue and the web studio
+    Serve(commands::studio::ServeArgs),
+    /// Run workers that take generation jobs from a studio's queue
+    Worker(commands::studio::WorkerArgs),
+    /// Manage the studio's API keys
+    Keys(commands::studio::KeysArgs),
     /// Estimate the compute, time, cost and energy of a video before making it (not built yet)
     Estimate(commands::planned::Planned),
     /// List the models reel knows, with their sizes
@@ -48,8 +50,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
-        Command::Serve(_) => commands::planned::not_built("serve", "the studio"),
-        Command::Worker(_) => commands::planned::not_built("worker", "the studio"),
+        Command::Serve(args) => commands::studio::serve(args),
+        Command::Worker(args) => commands::studio::worker(args),
+        Command::Keys(args) => commands::studio::keys(args),
         Command::Estimate(_) => commands::planned::not_built("estimate", "the estimator"),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),

@@ -5,4 +5,5 @@ pub mod memory;
 pub mod models;
 pub mod planned;
 pub mod progress;
+pub mod studio;
 pub mod train;

@@ -1,0 +1,347 @@
+//! The HTTP API: OpenAI's Videos API under `/v1` (what the official SDKs send and expect), the
+//! web page at `/` and the API description at `/openapi.json`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+
+use crate::catalog::{Catalog, CreateRequest};
+use crate::error::ApiError;
+use crate::ids::{now, video_id};
+use crate::outputs::{Outputs, Variant};
+use crate::store::{Store, VideoRecord};
+
+/// Request limits, each answered with a clear 4xx.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_prompt_chars: usize,
+    pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
+    pub max_pending_per_key: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_prompt_chars: 4000, max_body_bytes: 32 << 20, max_upload_bytes: 20 << 20, max_pending_per_key: 32 }
+    }
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+    pub outputs: Outputs,
+    pub limits: Limits,
+    /// Key hash -> key id, so that most requests do not ask the database.
+    keys: RwLock<HashMap<String, String>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, catalog: Arc<Catalog>, outputs: Outputs, limits: Limits) -> Self {
+        Self { store, catalog, outputs, limits, keys: RwLock::new(HashMap::new()) }
+    }
+}
+
+type Shared = Arc<AppState>;
+
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(page))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/models", get(models))
+        .route("/v1/videos", post(create).get(list))
+        .route("/v1/videos/{id}", get(retrieve).delete(delete))
+        .route("/v1/videos/{id}/content", get(content))
+        .route("/v1/videos/{id}/remix", post(remix))
+        .route("/v1/videos/edits", post(|| async { ApiError::unsupported("videos.edit") }))
+        .route("/v1/videos/extensions", post(|| async { ApiError::unsupported("videos.extend") }))
+        .route("/v1/videos/characters", post(|| async { ApiError::unsupported("videos.create_character") }))
+        .route("/v1/videos/characters/{id}", get(|| async { ApiError::unsupported("videos.get_character") }))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .fallback(|| async { ApiError { status: StatusCode::NOT_FOUND, kind: "invalid_request_error", code: Some("unknown_url"), param: None, message: "Unknown request URL".into() } })
+        .with_state(state)
+}
+
+/// The key id of a request's bearer key.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    let hash = crate::ids::key_hash(key);
+    if let Some(id) = state.keys.read().await.get(&hash) {
+        return Ok(id.clone());
+    }
+    let id = state.store.authenticate(key).await?.ok_or_else(ApiError::unauthorized)?;
+    state.keys.write().await.insert(hash, id.clone());
+    Ok(id)
+}
+
+pub fn video_json(v: &VideoRecord) -> Value {
+    let error = match (&v.error_code, &v.error_message) {
+        (Some(code), Some(message)) => json!({"code": code, "message": message}),
+        _ => Value::Null,
+    };
+    json!({
+        "id": v.id,
+        "object": "video",
+        "created_at": v.created_at,
+        "completed_at": v.completed_at,
+        "expires_at": v.expires_at,
+        "error": error,
+        "model": v.model,
+        "progress": v.progress,
+        "prompt": v.prompt,
+        "remixed_from_video_id": v.remixed_from,
+        "seconds": v.seconds,
+        "size": v.size,
+        "status": v.status,
+        "seed": v.request.seed,
+    })
+}
+
+/// Reads a create request from JSON or multipart (the SDK always sends multipart).
+async fn read_create(state: &AppState, request: Request) -> Result<(CreateRequest, bool), ApiError> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut has_reference = false;
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| ApiError::invalid(None, format!("malformed multipart body: {e}")))?;
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            let name = field.name().unwrap_or_default().to_string();
+            if field.file_name().is_some() || name == "input_reference" {
+                let bytes = field.bytes().await.map_err(multipart_error)?;
+                if bytes.len() > state.limits.max_upload_bytes {
+                    return Err(ApiError::too_large(format!(
+                        "the upload '{name}' has {} bytes; the limit is {}",
+                        bytes.len(),
+                        state.limits.max_upload_bytes
+                    )));
+                }
+                has_reference |= name == "input_reference";
+                if name != "input_reference" {
+                    return Err(ApiError::invalid(Some(&name), format!("unexpected file field '{name}'")));
+                }
+            } else {
+                fields.insert(name, field.text().await.map_err(multipart_error)?);
+            }
+        }
+    } else {
+        let bytes = axum::body::to_bytes(request.into_body(), state.limits.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::too_large(format!("the request body exceeds {} bytes", state.limits.max_body_bytes)))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(None, format!("the body is not valid JSON: {e}")))?;
+        let object = value.as_object().ok_or_else(|| ApiError::invalid(None, "the body must be a JSON object"))?;
+        for (name, value) in object {
+            if name == "input_reference" && !value.is_null() {
+                has_reference = true;
+                continue;
+            }
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            fields.insert(name.clone(), text);
+        }
+    }
+    Ok((parse_create(fields)?, has_reference))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("the request body is too large: {e}"))
+    } else {
+        ApiError::invalid(None, format!("malformed multipart body: {e}"))
+    }
+}
+
+fn parse_create(mut fields: HashMap<String, String>) -> Result<CreateRequest, ApiError> {
+    fn number<T: std::str::FromStr>(fields: &mut HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError> {
+        fields
+            .remove(name)
+            .map(|v| v.trim().parse::<T>().map_err(|_| ApiError::invalid(Some(name), format!("'{name}' must be a number, found '{v}'"))))
+            .transpose()
+    }
+    let prompt = fields.remove("prompt").ok_or_else(|| ApiError::invalid(Some("prompt"), "'prompt' is required"))?;
+    let request = CreateRequest {
+        prompt,
+        model: fields.remove("model"),
+        size: fields.remove("size"),
+        seconds: fields.remove("seconds"),
+        negative_prompt: fields.remove("negative_prompt"),
+        seed: number(&mut fields, "seed")?,
+        steps: number(&mut fields, "steps")?,
+        guidance: number(&mut fields, "guidance")?,
+        fps: number(&mut fields, "fps")?,
+    };
+    if let Some(unknown) = fields.keys().min() {
+        return Err(ApiError::invalid(Some(unknown), format!("unrecognized request argument supplied: {unknown}")));
+    }
+    Ok(request)
+}
+
+fn random_seed() -> u64 {
+    let mut buf = [0u8; 4];
+    getrandom::fill(&mut buf).expect("the operating system's random generator is available");
+    u32::from_le_bytes(buf) as u64
+}
+
+/// Checks a request and queues it as a new video of `key`.
+async fn queue(state: &AppState, key: &str, request: &CreateRequest, remixed_from: Option<&str>) -> Result<VideoRecord, ApiError> {
+    let prompt_chars = request.prompt.chars().count();
+    if request.prompt.trim().is_empty() {
+        return Err(ApiError::invalid(Some("prompt"), "'prompt' must not be empty"));
+    }
+    if prompt_chars > state.limits.max_prompt_chars {
+        return Err(ApiError::invalid(Some("prompt"), format!("the prompt has {prompt_chars} characters; the limit is {}", state.limits.max_prompt_chars)));
+    }
+    let (job, size, seconds) = state.catalog.job(request, random_seed()).map_err(|e| ApiError::invalid(Some(e.param), e.message))?;
+    let pending = state.store.pending_count(key).await?;
+    if pending >= state.limits.max_pending_per_key {
+        return Err(ApiError::rate_limited(format!(
+            "this key already has {pending} videos queued or in progress (the limit is {}); wait for some to finish",
+            state.limits.max_pending_per_key
+        )));
+    }
+    Ok(state.store.insert_video(&video_id(), key, &size, &seconds, &job, remixed_from).await?)
+}
+
+async fn create(State(state): State<Shared>, request: Request) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&state, request.headers()).await?;
+    let (create, has_reference) = read_create(&state, request).await?;
+    if has_reference {
+        return Err(ApiError::invalid(
+            Some("input_reference"),
+            "input_reference (image-to-video) is not supported by reel's models yet; send a text prompt only",
+        ));
+    }
+    Ok(Json(video_json(&queue(&state, &key, &create, None).await?)))
+}
+
+async fn retrieve(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers).await?;
+    let video = state.store.video(&id, &key).await?.ok_or_else(|| ApiError::not_found("video", &id))?;
+    let mut response = Json(video_json(&video)).into_response();
+    if matches!(video.status.as_str(), "queued" | "in_progress") {
+        // The SDK's poll helper waits this long between looks.
+        response.headers_mut().insert("openai-poll-after-ms", HeaderValue::from_static("500"));
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    order: Option<String>,
+}
+
+async fn list(State(state): State<Shared>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&state, &headers).await?;
+    let limit: i64 = match &query.limit {
+        None => 20,
+        Some(l) => l.parse().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| ApiError::invalid(Some("limit"), "limit must be between 1 and 100"))?,
+    };
+    let ascending = match query.order.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => return Err(ApiError::invalid(Some("order"), format!("order must be asc or desc, found '{other}'"))),
+    };
+    let mut videos = state.store.list_videos(&key, query.after.as_deref(), limit + 1, ascending).await?;
+    let has_more = videos.len() as i64 > limit;
+    videos.truncate(limit as usize);
+    Ok(Json(json!({
+        "object": "list",
+        "data": videos.iter().map(video_json).collect::<Vec<_>>(),
+        "first_id": videos.first().map(|v| v.id.clone()),
+        "last_id": videos.last().map(|v| v.id.clone()),
+        "has_more": has_more,
+    })))
+}
+
+async fn delete(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&state, &headers).await?;
+    if !state.store.delete_video(&id, &key).await? {
+        return Err(ApiError::not_found("video", &id));
+    }
+    state.outputs.remove(&id).map_err(ApiError::internal)?;
+    Ok(Json(json!({"id": id, "object": "video.deleted", "deleted": true})))
+}
+
+#[derive(Deserialize)]
+struct ContentQuery {
+    variant: Option<String>,
+}
+
+async fn content(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<String>, Query(query): Query<ContentQuery>) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers).await?;
+    let name = query.variant.as_deref().unwrap_or("video");
+    let variant = Variant::parse(name)
+        .ok_or_else(|| ApiError::invalid(Some("variant"), format!("variant must be video, thumbnail or spritesheet, found '{name}'")))?;
+    let video = state.store.video(&id, &key).await?.ok_or_else(|| ApiError::not_found("video", &id))?;
+    if video.status != "completed" {
+        return Err(ApiError::conflict(format!("video {id} is {}; its content is available once it is completed", video.status)));
+    }
+    if video.expires_at.is_some_and(|t| t < now()) {
+        return Err(ApiError::gone(format!("the files of video {id} have expired")));
+    }
+    let bytes = tokio::fs::read(state.outputs.file(&id, variant)).await.map_err(|e| ApiError::internal(format!("the files of video {id} cannot be read: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, variant.content_type())], Body::from(bytes)).into_response())
+}
+
+async fn remix(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&state, &headers).await?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid(None, format!("the body is not valid JSON: {e}")))?;
+    let prompt = value["prompt"].as_str().ok_or_else(|| ApiError::invalid(Some("prompt"), "'prompt' is required"))?;
+    let source = state.store.video(&id, &key).await?.ok_or_else(|| ApiError::not_found("video", &id))?;
+    if source.status != "completed" {
+        return Err(ApiError::conflict(format!("video {id} is {}; only completed videos can be remixed", source.status)));
+    }
+    // The same settings and seed as the source, with the new prompt.
+    let r = &source.request;
+    let request = CreateRequest {
+        prompt: prompt.to_string(),
+        model: Some(r.model.clone()),
+        size: Some(source.size.clone()),
+        seconds: Some(source.seconds.clone()),
+        negative_prompt: Some(r.negative_prompt.clone()),
+        seed: Some(r.seed),
+        steps: Some(r.steps),
+        guidance: Some(r.guidance),
+        fps: Some(r.fps),
+    };
+    Ok(Json(video_json(&queue(&state, &key, &request, Some(&id)).await?)))
+}
+
+async fn models(State(state): State<Shared>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    authenticate(&state, &headers).await?;
+    let data: Vec<Value> = state
+        .catalog
+        .models
+        .iter()
+        .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "reel",
+                        "default_size": m.default_size(), "default_seconds": m.default_seconds()}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}

@@ -1,0 +1,126 @@
+//! The OpenAPI 3.1 description served at `/openapi.json`: the Videos API as reel implements it,
+//! including reel's optional extensions to create (seed, steps, guidance, negative_prompt, fps).
+
+use serde_json::{json, Value};
+
+/// Every route the router serves, as (method, path) pairs of this document (tested against each other).
+pub const ROUTES: [(&str, &str); 11] = [
+    ("get", "/v1/models"),
+    ("post", "/v1/videos"),
+    ("get", "/v1/videos"),
+    ("get", "/v1/videos/{video_id}"),
+    ("delete", "/v1/videos/{video_id}"),
+    ("get", "/v1/videos/{video_id}/content"),
+    ("post", "/v1/videos/{video_id}/remix"),
+    ("post", "/v1/videos/edits"),
+    ("post", "/v1/videos/extensions"),
+    ("post", "/v1/videos/characters"),
+    ("get", "/v1/videos/characters/{character_id}"),
+];
+
+fn error_responses() -> Value {
+    let error = json!({"description": "An error in OpenAI's shape", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    json!({"400": error, "401": error, "404": error, "409": error, "413": error, "429": error})
+}
+
+fn video_response() -> Value {
+    json!({"200": {"description": "The video", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Video"}}}}})
+}
+
+fn with_errors(mut responses: Value) -> Value {
+    responses.as_object_mut().expect("object").extend(error_responses().as_object().expect("object").clone());
+    responses
+}
+
+fn video_id_param() -> Value {
+    json!({"name": "video_id", "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+fn unsupported(summary: &str) -> Value {
+    json!({"summary": format!("{summary} (not supported yet: answers 400 with code `unsupported`)"), "responses": error_responses()})
+}
+
+pub fn document() -> Value {
+    let create_fields = json!({
+        "prompt": {"type": "string", "description": "What the video shows"},
+        "model": {"type": "string", "description": "A served model (GET /v1/models); sora-2 and sora-2-pro mean the default model"},
+        "size": {"type": "string", "description": "WIDTHxHEIGHT; defaults to the model's size"},
+        "seconds": {"type": "string", "description": "Length in seconds; defaults to the model's clip length"},
+        "input_reference": {"type": "string", "format": "binary", "description": "Image-to-video reference (not supported yet: 400)"},
+        "seed": {"type": "integer", "description": "reel extension: seed of the noise (same seed, same video)"},
+        "steps": {"type": "integer", "description": "reel extension: denoising steps"},
+        "guidance": {"type": "number", "description": "reel extension: classifier-free guidance scale"},
+        "negative_prompt": {"type": "string", "description": "reel extension: what the video should not show"},
+        "fps": {"type": "number", "description": "reel extension: frames per second"}
+    });
+    let create_schema = json!({"type": "object", "required": ["prompt"], "properties": create_fields});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "reel Videos API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "OpenAI-compatible Videos API served by reel. Authenticate with `Authorization: Bearer <key>`."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/models": {"get": {"summary": "List served models", "responses": with_errors(json!({"200": {"description": "Models"}}))}},
+            "/v1/videos": {
+                "post": {"summary": "Create a video", "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": create_schema}, "multipart/form-data": {"schema": create_schema}}},
+                    "responses": with_errors(video_response())},
+                "get": {"summary": "List videos (cursor pagination)", "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                    {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}}],
+                    "responses": with_errors(json!({"200": {"description": "A page", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VideoList"}}}}}))}
+            },
+            "/v1/videos/{video_id}": {
+                "get": {"summary": "Retrieve a video", "parameters": [video_id_param()], "responses": with_errors(video_response())},
+                "delete": {"summary": "Delete a video and its files", "parameters": [video_id_param()],
+                           "responses": with_errors(json!({"200": {"description": "Deleted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}}}}))}
+            },
+            "/v1/videos/{video_id}/content": {"get": {"summary": "Download the video, its thumbnail or its spritesheet",
+                "parameters": [video_id_param(), {"name": "variant", "in": "query", "schema": {"type": "string", "enum": ["video", "thumbnail", "spritesheet"], "default": "video"}}],
+                "responses": with_errors(json!({"200": {"description": "The file", "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}}}, "410": {"description": "Expired"}}))}},
+            "/v1/videos/{video_id}/remix": {"post": {"summary": "Remix a completed video with a new prompt (same settings and seed)",
+                "parameters": [video_id_param()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}}}}},
+                "responses": with_errors(video_response())}},
+            "/v1/videos/edits": {"post": unsupported("Edit a video")},
+            "/v1/videos/extensions": {"post": unsupported("Extend a video")},
+            "/v1/videos/characters": {"post": unsupported("Create a character")},
+            "/v1/videos/characters/{character_id}": {"get": unsupported("Retrieve a character")}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Video": {"type": "object", "required": ["id", "object", "created_at", "model", "progress", "seconds", "size", "status"], "properties": {
+                    "id": {"type": "string"}, "object": {"const": "video"}, "created_at": {"type": "integer"},
+                    "completed_at": {"type": ["integer", "null"]}, "expires_at": {"type": ["integer", "null"]},
+                    "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+                    "model": {"type": "string"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "prompt": {"type": ["string", "null"]}, "remixed_from_video_id": {"type": ["string", "null"]},
+                    "seconds": {"type": "string"}, "size": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
+                    "seed": {"type": "integer", "description": "reel extension: the seed used"}}},
+                "VideoList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}},
+                    "first_id": {"type": ["string", "null"]}, "last_id": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}},
+                "Deleted": {"type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "video.deleted"}, "deleted": {"type": "boolean"}}},
+                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                    "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described() {
+        let doc = document();
+        for (method, path) in ROUTES {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from openapi.json");
+        }
+        assert_eq!(doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), ROUTES.len());
+    }
+}

@@ -1,0 +1,34 @@
+// The studio's web page in headless Chromium (Debian's chromium, driven by playwright-core):
+// enter the key, submit a prompt, wait for the finished video to play, take a screenshot.
+//
+//   node scripts/tests/page.mjs BASE_URL API_KEY SCREENSHOT.png
+//
+// Run by crates/reel-cli/tests/studio.rs; needs `npm install playwright-core` and /usr/bin/chromium.
+import { chromium } from 'playwright-core';
+
+const [baseUrl, key, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+  page.on('pageerror', (e) => { console.error('page error:', e.message); process.exitCode = 1; });
+  await page.goto(`${baseUrl}/?key=${key}`);
+  await page.waitForSelector('#model option');
+  await page.fill('#prompt', 'a large yellow star spins over a black backdrop');
+  await page.fill('#seed', '3');
+  await page.click('#submit');
+  // The new card appears, its video finishes, loads and has a duration.
+  const ready = await page.waitForFunction(() => {
+    const card = document.querySelector('.video[data-status="completed"]');
+    const video = card && card.querySelector('video');
+    return video && video.readyState >= 2 && video.duration > 0 ? { duration: video.duration } : null;
+  }, null, { timeout: 120000, polling: 250 });
+  const { duration } = await ready.jsonValue();
+  await page.screenshot({ path: screenshot });
+  console.log(`video plays in the page: ${duration.toFixed(2)} s`);
+} finally {
+  await browser.close();
+}
