@@ -63,8 +63,9 @@ def main():
     except openai.NotFoundError:
         pass
 
-    for call in (lambda: client.videos.extend(video={"id": second.id}, prompt="more", seconds="4"),
-                 lambda: client.videos.edit(video={"id": second.id}, prompt="bluer")):
+    clip = ("clip.mp4", mp4, "video/mp4")
+    for call in (lambda: client.videos.extend(video=clip, prompt="more", seconds="4"),
+                 lambda: client.videos.edit(video=clip, prompt="bluer")):
         try:
             call()
             check(False, "an unsupported call succeeded")

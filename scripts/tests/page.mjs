@@ -16,16 +16,18 @@ try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
   page.on('pageerror', (e) => { console.error('page error:', e.message); process.exitCode = 1; });
   await page.goto(`${baseUrl}/?key=${key}`);
-  await page.waitForSelector('#model option');
-  await page.fill('#prompt', 'a large yellow star spins over a black backdrop');
+  await page.waitForSelector('#model option', { state: 'attached' });
+  const prompt = 'a large yellow star spins over a black backdrop';
+  await page.fill('#prompt', prompt);
   await page.fill('#seed', '3');
   await page.click('#submit');
   // The new card appears, its video finishes, loads and has a duration.
-  const ready = await page.waitForFunction(() => {
-    const card = document.querySelector('.video[data-status="completed"]');
+  const ready = await page.waitForFunction((prompt) => {
+    const card = [...document.querySelectorAll('.video[data-status="completed"]')]
+      .find((c) => c.querySelector('.prompt').textContent === prompt);
     const video = card && card.querySelector('video');
     return video && video.readyState >= 2 && video.duration > 0 ? { duration: video.duration } : null;
-  }, null, { timeout: 120000, polling: 250 });
+  }, prompt, { timeout: 120000, polling: 250 });
   const { duration } = await ready.jsonValue();
   await page.screenshot({ path: screenshot });
   console.log(`video plays in the page: ${duration.toFixed(2)} s`);

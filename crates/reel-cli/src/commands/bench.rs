@@ -1,6 +1,6 @@
 //! `reel bench`: speed measurements on this machine. Timings belong here, never in tests.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
@@ -28,6 +28,19 @@ enum BenchTarget {
     Pipeline(PipelineBench),
     /// Encode a synthetic clip as MP4, GIF and WebP: time per frame and file sizes
     Media(MediaBench),
+    /// Throughput of the studio's API alone: create + retrieve against an in-process server
+    /// without workers (no generation)
+    Api(ApiBench),
+}
+
+#[derive(Args)]
+struct ApiBench {
+    /// Seconds to measure
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Concurrent clients
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
 }
 
 #[derive(Args)]
@@ -113,6 +126,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Transformer(bench) => transformer(bench),
         BenchTarget::Pipeline(bench) => pipeline(bench),
         BenchTarget::Media(bench) => media(bench),
+        BenchTarget::Api(bench) => api(bench),
     }
 }
 
@@ -275,5 +289,69 @@ fn forward(model: &WanTransformer, latents: &Tensor, timestep: &Tensor, context:
     let out = model.forward(latents, timestep, context)?;
     device.synchronize()?;
     anyhow::ensure!(out.dtype() == model.dtype() || out.dtype() == DType::F32);
+    Ok(())
+}
+
+fn api(args: ApiBench) -> anyhow::Result<()> {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir()?;
+    let paths = reel_studio::StudioPaths::new(dir.path().to_path_buf(), None);
+    let options = reel_studio::ServeOptions {
+        paths,
+        address: "127.0.0.1:0".parse()?,
+        workers: 0,
+        worker: Default::default(),
+        limits: reel_studio::Limits { max_pending_per_key: i64::MAX, ..Default::default() },
+        extra_models: vec![],
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    std::thread::spawn(move || {
+        let result = runtime.block_on(reel_studio::serve(options, move |address, key| {
+            let _ = ready_tx.send((address, key.unwrap_or_default()));
+        }));
+        if let Err(e) = result {
+            eprintln!("studio failed: {e}");
+        }
+    });
+    let (address, key) = ready_rx.recv_timeout(Duration::from_secs(30))?;
+    let url = format!("http://{address}/v1/videos");
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let clients: Vec<_> = (0..args.clients)
+        .map(|_| {
+            let (url, key) = (url.clone(), key.clone());
+            std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+                let agent = ureq::AgentBuilder::new().build();
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    let created: serde_json::Value = agent
+                        .post(&url)
+                        .set("Authorization", &format!("Bearer {key}"))
+                        .send_json(serde_json::json!({"prompt": "a red ball bounces"}))?
+                        .into_json()?;
+                    let id = created["id"].as_str().unwrap_or_default();
+                    agent.get(&format!("{url}/{id}")).set("Authorization", &format!("Bearer {key}")).call()?;
+                    latencies.push(start.elapsed().as_secs_f64());
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies: Vec<f64> = Vec::new();
+    for client in clients {
+        latencies.extend(client.join().map_err(|_| anyhow::anyhow!("a client panicked"))??);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pairs = latencies.len();
+    let percentile = |p: f64| latencies[((pairs as f64 * p) as usize).min(pairs - 1)] * 1000.0;
+    println!(
+        "{} clients, {:.0} s: {pairs} create+retrieve pairs = {:.0} requests/s; per pair p50 {:.1} ms, p99 {:.1} ms (SQLite queue)",
+        args.clients,
+        args.seconds,
+        2.0 * pairs as f64 / args.seconds,
+        percentile(0.5),
+        percentile(0.99)
+    );
     Ok(())
 }
