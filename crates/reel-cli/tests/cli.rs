@@ -10,6 +10,17 @@ fn reel() -> Command {
     Command::cargo_bin("reel").unwrap()
 }
 
+/// ffprobe's view of a file's first stream (ffprobe is installed by .ci/run).
+fn first_stream(path: &Path) -> serde_json::Value {
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed by .ci/run");
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    info["streams"][0].clone()
+}
+
 fn stderr_of(cmd: &mut Command) -> String {
     let out = cmd.assert().failure().get_output().clone();
     String::from_utf8(out.stderr).unwrap()
@@ -42,14 +53,7 @@ fn generate_without_a_model_uses_the_bundled_demo_model() {
         .args(["generate", "a red square moving right", "--quiet"])
         .assert()
         .success();
-    let out = dir.path().join("out.mp4");
-    let probe = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
-        .arg(&out)
-        .output()
-        .expect("ffprobe is installed by .ci/run");
-    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
-    let stream = &info["streams"][0];
+    let stream = first_stream(&dir.path().join("out.mp4"));
     assert_eq!(stream["codec_name"], "h264");
     assert_eq!((stream["width"].as_u64(), stream["height"].as_u64(), stream["nb_read_frames"].as_str()), (Some(64), Some(64), Some("17")));
 }
@@ -159,15 +163,9 @@ fn generate_writes_the_format_the_extension_asks_for_and_a_thumbnail() {
             .arg(&thumb)
             .assert()
             .success();
-        let probe = std::process::Command::new("ffprobe")
-            .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
-            .arg(&out)
-            .output()
-            .expect("ffprobe is installed by .ci/run");
-        let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
-        let stream = &info["streams"][0];
+        let stream = first_stream(&out);
         let expected_codec = match name { "clip.mp4" => "h264", "clip.gif" => "gif", _ => "webp" };
-        assert_eq!(stream["codec_name"], expected_codec, "{name}: {info}");
+        assert_eq!(stream["codec_name"], expected_codec, "{name}: {stream}");
         if name == "clip.webp" {
             // ffmpeg does not decode animated WebP: the image crate does.
             use image::AnimationDecoder;

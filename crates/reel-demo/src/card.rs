@@ -85,7 +85,8 @@ panning or zooming camera. Captions come from a grammar with synonyms and three 
 dropped (empty prompt) for classifier-free guidance. These combinations never occur in training:\n\
 {held_cs}; and {held_sm}.\n\n\
 ## Training\n\n\
-Seed {seed}. VAE: {vae_steps} steps of {vae_batch} random 32x32 crops of 5-frame clips (L1 + L2 + 1e-4 KL).\n\
+Seed {seed}. VAE: {vae_steps} steps of {vae_batch} random 32x32 crops of clips, 5 frames for the first 1500\n\
+steps and 9 after (L1 + L2 + 1e-4 KL).\n\
 Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
 encoded clips, flow matching (predict noise - latents at shifted noise levels), AdamW with warm-up\n\
 and cosine decay. On a 2-core CPU:\n\n{stages}\n\

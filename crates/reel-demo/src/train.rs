@@ -28,8 +28,17 @@ use crate::rng::Rng;
 use crate::tokenizer::write_tokenizer;
 use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
 
-/// Frames of the short clips the VAE trains on: the first frame alone, then one chunk of four.
-const VAE_FRAMES: usize = 5;
+/// Frames of the clips the VAE trains on. Short clips (the first frame alone, then one chunk of
+/// four) teach it most cheaply; the last steps use nine frames, so that it also learns to carry a
+/// chunk's frames into the next one as it does from the third chunk on.
+fn vae_frames(step: usize) -> usize {
+    if step < VAE_SHORT_STEPS {
+        5
+    } else {
+        9
+    }
+}
+const VAE_SHORT_STEPS: usize = 1500;
 /// The VAE is convolutional: it trains on random crops, four times cheaper than whole frames.
 const VAE_CROP: usize = 32;
 const KL_WEIGHT: f64 = 1e-4;
@@ -61,7 +70,7 @@ impl TrainSettings {
             out,
             work,
             seed: 0,
-            vae_steps: 1500,
+            vae_steps: 1900,
             vae_batch: 8,
             vae_lr: 1e-3,
             pool: 2000,
@@ -158,7 +167,7 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
             .iter()
             .map(|scene| {
                 let (y, x) = (rng.below(HEIGHT - VAE_CROP + 1), rng.below(WIDTH - VAE_CROP + 1));
-                clips_tensor(std::slice::from_ref(scene), VAE_FRAMES)?.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
+                clips_tensor(std::slice::from_ref(scene), vae_frames(step))?.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
             })
             .collect::<Result<Vec<_>>>()?;
         let video = Tensor::cat(&crops, 0)?;
