@@ -85,8 +85,9 @@ panning or zooming camera. Captions come from a grammar with synonyms and three 
 dropped (empty prompt) for classifier-free guidance. These combinations never occur in training:\n\
 {held_cs}; and {held_sm}.\n\n\
 ## Training\n\n\
-Seed {seed}. VAE: {vae_steps} steps of {vae_batch} random 32x32 crops of clips, 5 frames for the first 1500\n\
-steps and 9 after (L1 + L2 + 1e-4 KL).\n\
+Seed {seed}. VAE: {vae_steps} steps on random 32x32 crops of clips: 1500 steps of 8 five-frame clips,\n\
+400 of 8 nine-frame clips, 400 of 4 seventeen-frame clips, each phase with its own warm-up and cosine\n\
+decay (L1 + L2 + 1e-4 KL).\n\
 Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
 encoded clips, flow matching (predict noise - latents at shifted noise levels), AdamW with warm-up\n\
 and cosine decay. On a 2-core CPU:\n\n{stages}\n\
@@ -104,7 +105,6 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         held_sm = held_sm.join(", "),
         seed = settings.seed,
         vae_steps = settings.vae_steps,
-        vae_batch = settings.vae_batch,
         dit_steps = settings.transformer_steps,
         dit_batch = settings.transformer_batch,
         pool = settings.pool,

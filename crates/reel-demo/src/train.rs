@@ -28,17 +28,24 @@ use crate::rng::Rng;
 use crate::tokenizer::write_tokenizer;
 use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
 
-/// Frames of the clips the VAE trains on. Short clips (the first frame alone, then one chunk of
-/// four) teach it most cheaply; the last steps use nine frames, so that it also learns to carry a
-/// chunk's frames into the next one as it does from the third chunk on.
-fn vae_frames(step: usize) -> usize {
-    if step < VAE_SHORT_STEPS {
-        5
-    } else {
-        9
+/// The VAE's training phases: (last step, frames per clip, clips per step). Short clips (the first
+/// frame alone, then one chunk of four) teach it most cheaply; longer ones teach it to carry each
+/// chunk's frames into the next, up to the demo's whole 17 frames (five chunks), where errors
+/// would otherwise build up from chunk to chunk.
+const VAE_PHASES: [(usize, usize, usize); 3] = [(1500, 5, 8), (1900, 9, 8), (2300, 17, 4)];
+
+/// (phase start, phase end, frames, batch) of a step.
+fn vae_phase(step: usize) -> (usize, usize, usize, usize) {
+    let mut start = 0;
+    for (end, frames, batch) in VAE_PHASES {
+        if step < end {
+            return (start, end, frames, batch);
+        }
+        start = end;
     }
+    let (end, frames, batch) = VAE_PHASES[VAE_PHASES.len() - 1];
+    (start, end.max(step + 1), frames, batch)
 }
-const VAE_SHORT_STEPS: usize = 1500;
 /// The VAE is convolutional: it trains on random crops, four times cheaper than whole frames.
 const VAE_CROP: usize = 32;
 const KL_WEIGHT: f64 = 1e-4;
@@ -55,7 +62,6 @@ pub struct TrainSettings {
     pub work: PathBuf,
     pub seed: u64,
     pub vae_steps: usize,
-    pub vae_batch: usize,
     pub vae_lr: f64,
     /// Training clips encoded for the transformer.
     pub pool: usize,
@@ -70,8 +76,7 @@ impl TrainSettings {
             out,
             work,
             seed: 0,
-            vae_steps: 1900,
-            vae_batch: 8,
+            vae_steps: VAE_PHASES[VAE_PHASES.len() - 1].0,
             vae_lr: 1e-3,
             pool: 2000,
             transformer_steps: 2500,
@@ -162,12 +167,13 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     while optimizer.step < total {
         let step = optimizer.step;
         let mut rng = Rng::new(settings.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
-        let scenes: Vec<Scene> = (0..settings.vae_batch).map(|_| Scene::random(&mut rng, Split::Train)).collect();
+        let (phase_start, phase_end, frames, batch) = vae_phase(step);
+        let scenes: Vec<Scene> = (0..batch).map(|_| Scene::random(&mut rng, Split::Train)).collect();
         let crops = scenes
             .iter()
             .map(|scene| {
                 let (y, x) = (rng.below(HEIGHT - VAE_CROP + 1), rng.below(WIDTH - VAE_CROP + 1));
-                clips_tensor(std::slice::from_ref(scene), vae_frames(step))?.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
+                clips_tensor(std::slice::from_ref(scene), frames)?.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
             })
             .collect::<Result<Vec<_>>>()?;
         let video = Tensor::cat(&crops, 0)?;
@@ -181,7 +187,12 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
         let kl = ((variance_terms - &posterior.logvar)?.mean_all()? * 0.5)?;
         let loss = (&reconstruction + (kl * KL_WEIGHT)?)?;
         let grads = loss.backward()?;
-        let lr = learning_rate(settings.vae_lr, step, total, 50);
+        // Each phase has its own warm-up and decay; the later ones start from a lower peak.
+        let lr = if phase_start == 0 {
+            learning_rate(settings.vae_lr, step, phase_end, 50)
+        } else {
+            learning_rate(settings.vae_lr * 0.5, step - phase_start, phase_end - phase_start, 20)
+        };
         let grad_norm = optimizer.step(&grads, lr)?;
         let value = loss.to_scalar::<f32>()? as f64;
         log.write("vae", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,

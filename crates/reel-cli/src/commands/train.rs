@@ -21,9 +21,6 @@ pub struct TrainArgs {
     /// VAE training steps
     #[arg(long)]
     vae_steps: Option<usize>,
-    /// Clips per VAE step
-    #[arg(long)]
-    vae_batch: Option<usize>,
     /// Training clips encoded for the transformer
     #[arg(long)]
     pool: Option<usize>,
@@ -42,11 +39,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut settings = TrainSettings::new(args.out.clone(), args.work.clone());
     settings.seed = args.seed;
     settings.vae_steps = args.vae_steps.unwrap_or(settings.vae_steps);
-    settings.vae_batch = args.vae_batch.unwrap_or(settings.vae_batch);
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
-    anyhow::ensure!(settings.vae_batch > 0 && settings.transformer_batch > 0 && settings.pool > 0, "batches and pool must be positive");
+    anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
 
     let mut bar: Option<ProgressBar> = None;
     let mut average = 0.0;
