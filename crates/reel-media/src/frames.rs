@@ -47,11 +47,66 @@ impl VideoFrames {
     pub fn duration(&self) -> f64 {
         self.frames.len() as f64 / self.fps
     }
+
+    /// The frames enlarged `factor` times in each direction, bilinearly (pixel centres aligned, as
+    /// image editors and ffmpeg's bilinear scaler align them).
+    pub fn upscaled(&self, factor: u32) -> Result<Self> {
+        if factor == 0 {
+            return Err(MediaError::InvalidInput("an upscale factor must be 1 or more".into()));
+        }
+        if factor == 1 {
+            return Ok(self.clone());
+        }
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (out_w, out_h) = (w * factor as usize, h * factor as usize);
+        // For each output coordinate: the two source indices and the weight of the second.
+        let taps = |out: usize, size: usize| -> Vec<(usize, usize, f32)> {
+            (0..out)
+                .map(|o| {
+                    let x = ((o as f32 + 0.5) / factor as f32 - 0.5).clamp(0.0, (size - 1) as f32);
+                    let x0 = x.floor() as usize;
+                    (x0, (x0 + 1).min(size - 1), x - x0 as f32)
+                })
+                .collect()
+        };
+        let (columns, rows) = (taps(out_w, w), taps(out_h, h));
+        let frames = self
+            .frames
+            .iter()
+            .map(|frame| {
+                let mut out = vec![0u8; out_w * out_h * 3];
+                for (y, &(y0, y1, fy)) in rows.iter().enumerate() {
+                    for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
+                        for c in 0..3 {
+                            let at = |yy: usize, xx: usize| frame[(yy * w + xx) * 3 + c] as f32;
+                            let top = at(y0, x0) + (at(y0, x1) - at(y0, x0)) * fx;
+                            let bottom = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * fx;
+                            out[(y * out_w + x) * 3 + c] = (top + (bottom - top) * fy).round() as u8;
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        Self::new(out_w as u32, out_h as u32, self.fps, frames)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upscaling_keeps_flat_areas_and_interpolates_edges() {
+        // Two columns: black, white.
+        let video = VideoFrames::new(2, 1, 8.0, vec![vec![0, 0, 0, 200, 200, 200]]).unwrap();
+        let big = video.upscaled(4).unwrap();
+        assert_eq!((big.width, big.height, big.len()), (8, 4, 1));
+        let row: Vec<u8> = big.frames[0][..24].iter().step_by(3).copied().collect();
+        assert_eq!(row, [0, 0, 25, 75, 125, 175, 200, 200]);
+        assert_eq!(&big.frames[0][..24], &big.frames[0][72..96], "every row alike");
+        assert!(video.upscaled(0).is_err());
+    }
 
     #[test]
     fn sizes_are_checked() {

@@ -1,6 +1,7 @@
 //! Media for reel: frames (8-bit RGB, any size the models produce) and audio become files that
 //! players, editors and browsers open: MP4 (H.264 + AAC), animated GIF and WebP, PNG frames, WAV,
-//! thumbnails and spritesheets. Everything is encoded in-process; no model code.
+//! thumbnails and spritesheets, subtitles (SRT, WebVTT, burned in). Everything is encoded
+//! in-process; speech comes from the espeak-ng command. No model code.
 
 pub mod audio;
 pub mod error;
@@ -9,9 +10,11 @@ pub mod gif;
 pub mod mp4;
 pub mod output;
 pub mod png;
+pub mod subtitles;
 #[doc(hidden)]
 pub mod test_clip;
 pub mod thumbnail;
+pub mod tts;
 pub mod wav;
 pub mod webp;
 pub mod yuv;
