@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Generate a video from a text prompt
     Generate(commands::generate::GenerateArgs),
+    /// Make a narrated, subtitled film from a storyboard of shots
+    Film(commands::film::FilmArgs),
     /// Serve the OpenAI-compatible Videos API, its job queue and the web studio
     Serve(commands::studio::ServeArgs),
     /// Run workers that take generation jobs from a studio's queue
@@ -50,6 +52,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
+        Command::Film(args) => commands::film::run(args),
         Command::Serve(args) => commands::studio::serve(args),
         Command::Worker(args) => commands::studio::worker(args),
         Command::Keys(args) => commands::studio::keys(args),

@@ -22,7 +22,7 @@ fn fingerprint() -> String {
 }
 
 /// The folder to unpack into: `$REEL_CACHE_DIR`, else the platform cache folder.
-fn cache_root() -> PathBuf {
+pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("REEL_CACHE_DIR") {
         return PathBuf::from(dir);
     }

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod eval;
+pub mod film;
 pub mod generate;
 pub mod memory;
 pub mod models;
