@@ -54,6 +54,11 @@ pub struct FilmReport {
     pub video: VideoFrames,
 }
 
+/// Samples quieter than this (about -50 dBFS) count as silence around a spoken line.
+const SILENCE_THRESHOLD: f32 = 0.003;
+/// Silence kept around a spoken line.
+const SPEECH_MARGIN_SECONDS: f64 = 0.02;
+
 /// Playback rate when neither the storyboard nor the model gives one (Wan's).
 const DEFAULT_FPS: f64 = 16.0;
 
@@ -83,6 +88,11 @@ pub fn make_film(
         };
         on_event(FilmEvent::Narrating { shot: i, shots });
         let audio = speak(text, &voice).map_err(|e| FilmError::Storyboard(format!("shots[{i}].narration: {e}")))?;
+        // espeak-ng ends each line with about 0.3 s of silence: the cue follows the words.
+        let audio = audio.trimmed(SILENCE_THRESHOLD, SPEECH_MARGIN_SECONDS)?;
+        if audio.frames() == 0 {
+            return Err(FilmError::Storyboard(format!("shots[{i}].narration: '{text}' gives no audible speech: write words to be spoken")));
+        }
         narrations.push(Some(audio));
     }
     let spoken: Vec<Option<f64>> = narrations.iter().map(|n| n.as_ref().map(Audio::duration)).collect();

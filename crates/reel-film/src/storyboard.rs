@@ -186,10 +186,17 @@ impl Storyboard {
             .map_err(|e| FilmError::Storyboard(format!("cannot read storyboard {}: {e}", path.display())))?;
         let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
         let storyboard = if is_json { Self::from_json(&text) } else { Self::from_yaml(&text) };
-        storyboard.map_err(|e| match e {
+        let mut storyboard = storyboard.map_err(|e| match e {
             FilmError::Storyboard(message) => FilmError::Storyboard(format!("{}: {message}", path.display())),
             other => other,
-        })
+        })?;
+        // A relative checkpoint folder is found beside the storyboard, wherever reel runs from.
+        let beside = path.parent().map(|dir| dir.join(&storyboard.model));
+        let is_folder_name = storyboard.model != crate::render::BUNDLED_MODEL && Path::new(&storyboard.model).is_relative();
+        if let Some(folder) = beside.filter(|f| is_folder_name && f.is_dir()) {
+            storyboard.model = folder.to_string_lossy().into_owned();
+        }
+        Ok(storyboard)
     }
 
     pub fn from_yaml(text: &str) -> Result<Self> {

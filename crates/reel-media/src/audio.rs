@@ -101,6 +101,21 @@ impl Audio {
         (window.iter().map(|s| s * s).sum::<f32>() / window.len() as f32).sqrt()
     }
 
+    /// The sound without the silence before and after it (samples below `threshold` in magnitude),
+    /// keeping `margin` seconds of each so that onsets and decays stay natural.
+    pub fn trimmed(&self, threshold: f32, margin: f64) -> Result<Self> {
+        let channels = self.channels as usize;
+        let loud = |frame: &[f32]| frame.iter().any(|s| s.abs() > threshold);
+        let frames: Vec<&[f32]> = self.samples.chunks_exact(channels).collect();
+        let Some(first) = frames.iter().position(|f| loud(f)) else {
+            return Self::new(self.sample_rate, self.channels, Vec::new());
+        };
+        let last = frames.iter().rposition(|f| loud(f)).expect("a loud frame exists");
+        let keep = (margin.max(0.0) * self.sample_rate as f64).round() as usize;
+        let (start, end) = (first.saturating_sub(keep), (last + 1 + keep).min(frames.len()));
+        Self::new(self.sample_rate, self.channels, self.samples[start * channels..end * channels].to_vec())
+    }
+
     /// Samples as 16-bit PCM, clipped.
     pub fn to_i16(&self) -> Vec<i16> {
         self.samples.iter().map(|s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16).collect()
@@ -120,6 +135,19 @@ fn sinc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimming_drops_the_silence_around_the_sound() {
+        let mut samples = vec![0.0f32; 100];
+        samples.extend((0..50).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }));
+        samples.extend(vec![0.001f32; 200]);
+        let audio = Audio::new(1000, 1, samples).unwrap();
+        let trimmed = audio.trimmed(0.01, 0.01).unwrap();
+        // 50 loud samples and 10 ms (10 samples) of margin each side.
+        assert_eq!(trimmed.frames(), 70);
+        assert_eq!(trimmed.samples[10], 0.5);
+        assert_eq!(Audio::silence(1000, 2, 1.0).unwrap().trimmed(0.01, 0.01).unwrap().frames(), 0);
+    }
 
     fn tone(rate: u32, hz: f64, seconds: f64) -> Audio {
         let n = (rate as f64 * seconds) as usize;
