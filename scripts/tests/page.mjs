@@ -1,12 +1,13 @@
 // The studio's web page in headless Chromium (Debian's chromium, driven by playwright-core):
-// enter the key, submit a prompt, wait for the finished video to play, take a screenshot.
+// enter the key, submit a prompt, wait for the finished video to play, take a screenshot; then
+// upload a storyboard and wait until every shot of the film is done.
 //
-//   node scripts/tests/page.mjs BASE_URL API_KEY SCREENSHOT.png
+//   node scripts/tests/page.mjs BASE_URL API_KEY SCREENSHOT.png STORYBOARD.yaml
 //
 // Run by crates/reel-cli/tests/studio.rs; needs `npm install playwright-core` and /usr/bin/chromium.
 import { chromium } from 'playwright-core';
 
-const [baseUrl, key, screenshot] = process.argv.slice(2);
+const [baseUrl, key, screenshot, storyboard] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -31,6 +32,19 @@ try {
   const { duration } = await ready.jsonValue();
   await page.screenshot({ path: screenshot });
   console.log(`video plays in the page: ${duration.toFixed(2)} s`);
+
+  // A film from an uploaded storyboard: its card lists each shot's state until all are done.
+  await page.setInputFiles('#storyboard-file', storyboard);
+  await page.click('#film-submit');
+  const film = await page.waitForFunction(() => {
+    const card = [...document.querySelectorAll('.video[data-status="completed"]')]
+      .find((c) => c.querySelector('.prompt').textContent === 'Uploaded film');
+    const video = card && card.querySelector('video');
+    return video && video.readyState >= 2 ? card.querySelector('.shots').textContent : null;
+  }, null, { timeout: 180000, polling: 250 });
+  const shots = await film.jsonValue();
+  if (shots !== 'shot 1 completed · shot 2 completed') throw new Error(`unexpected shot states: '${shots}'`);
+  console.log(`the uploaded film is done: ${shots}`);
 } finally {
   await browser.close();
 }

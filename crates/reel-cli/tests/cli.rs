@@ -188,3 +188,69 @@ fn generate_refuses_unknown_formats_before_running_the_model() {
     let err = stderr_of(reel().args(["generate", "x", "--thumbnail", "t.bmp", "--model"]).arg(fixture("tiny-wan2.1")));
     assert!(err.contains(".bmp"), "{err}");
 }
+
+/// The streams of a file as ffprobe lists them: (codec type, width, height, duration).
+fn streams(path: &Path) -> Vec<(String, Option<u64>, Option<u64>, f64)> {
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type,width,height,duration", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed by .ci/run");
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    info["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let duration = s["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(f64::NAN);
+            (s["codec_type"].as_str().unwrap().to_string(), s["width"].as_u64(), s["height"].as_u64(), duration)
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_storyboard_renders_with_the_bundled_model_and_reuses_its_shots() {
+    let dir = tempfile::tempdir().unwrap();
+    let storyboard = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/storyboard.yaml");
+    let film = dir.path().join("film.mp4");
+    let run = || {
+        let out = reel()
+            .env("REEL_CACHE_DIR", dir.path().join("cache"))
+            .arg("film")
+            .arg(&storyboard)
+            .arg("-o")
+            .arg(&film)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let first = run();
+    assert!(first.contains("(3 rendered, 0 from the cache)"), "{first}");
+    let found = streams(&film);
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (video, audio) = (&found[0], &found[1]);
+    assert_eq!((video.0.as_str(), video.1, video.2), ("video", Some(256), Some(256)));
+    assert_eq!(audio.0, "audio");
+    // Three 2 s shots, one 0.5 s crossfade, possibly lengthened for narration.
+    assert!(video.3 >= 5.5 - 1e-6 && (audio.3 - video.3).abs() < 0.03, "{found:?}");
+    let srt = std::fs::read_to_string(film.with_extension("srt")).unwrap();
+    assert_eq!(srt.matches(" --> ").count(), 3, "{srt}");
+    assert!(srt.contains("A red square sets out.") && srt.contains("The end"), "{srt}");
+
+    let again = run();
+    assert!(again.contains("(0 rendered, 3 from the cache)"), "{again}");
+}
+
+#[test]
+fn film_rejects_a_bad_storyboard_naming_the_shot_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "title: t\nmodel: demo\nshots:\n  - prompt: a\n    duration: 1\n  - prompt: b\n    duration: -2\n").unwrap();
+    let err = stderr_of(reel().arg("film").arg(&path));
+    assert!(err.contains("shots[1].duration") && err.contains("-2"), "{err}");
+    std::fs::write(&path, "title: t\nmodel: demo\nshots:\n  - prompt: a\n    duration: 1\n    narration: hi\n").unwrap();
+    let err = stderr_of(reel().arg("film").arg(&path).args(["-o", "film.gif"]));
+    assert!(err.contains(".mp4"), "{err}");
+}

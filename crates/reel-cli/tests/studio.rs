@@ -152,11 +152,14 @@ fn the_page_generates_and_plays_a_video_in_chromium() {
     let shot = dir.path().join("page.png");
     let scripts = repo().join("scripts/tests");
     assert!(scripts.join("node_modules/playwright-core").is_dir(), "run `npm install` in scripts/tests (.ci/run does)");
+    let storyboard = dir.path().join("storyboard.yaml");
+    std::fs::write(&storyboard, FILM.replace("Two shots", "Uploaded film")).unwrap();
     let out = Command::new("node")
         .arg(scripts.join("page.mjs"))
         .arg(&server.url)
         .arg(server.key.as_deref().unwrap())
         .arg(&shot)
+        .arg(&storyboard)
         .output()
         .expect("node is installed");
     assert!(out.status.success(), "page test failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -211,6 +214,70 @@ fn bad_requests_get_the_right_errors() {
     let doc: Value = ureq::get(&format!("{}/openapi.json", server.url)).call().unwrap().into_json().unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/videos/{video_id}/content"]["get"].is_object());
+}
+
+/// A two-shot storyboard for the demo model: one narrated shot, one crossfade.
+const FILM: &str = "title: Two shots\nmodel: demo\nshots:\n  - prompt: a red square moves right over a black background\n    duration: 1\n    narration: A red square.\n  - prompt: a yellow circle bounces on a dark grey backdrop\n    duration: 1\n    transition: {crossfade: 0.25}\n";
+
+fn post_film(server: &Server, key: &str, yaml: &str) -> (u16, Value) {
+    call(request("POST", &format!("{}/films", server.api()), key).set("Content-Type", "application/yaml").send_string(yaml))
+}
+
+fn wait_for_film(server: &Server, key: &str, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let film = call(request("GET", &format!("{}/films/{id}", server.api()), key).call()).1;
+        match film["status"].as_str() {
+            Some("completed") => return film,
+            Some("failed") => panic!("the film failed: {film}"),
+            _ => assert!(start.elapsed() < Duration::from_secs(300), "film not done: {film}"),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_storyboard_becomes_a_film_with_per_shot_status_and_reuses_unchanged_shots() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().unwrap();
+
+    // Bad storyboards name the field.
+    let (status, body) = post_film(&server, &key, &FILM.replace("duration: 1\n    narration", "duration: -1\n    narration"));
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("shots[0].duration")), "{body}");
+    let (status, body) = post_film(&server, &key, &FILM.replace("model: demo", "model: /etc"));
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("model")), "{body}");
+    let (status, body) = post_film(&server, &key, "title: t\nmodel: demo\nshots: []\n");
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("shots")), "{body}");
+
+    let (status, film) = post_film(&server, &key, FILM);
+    assert_eq!(status, 200, "{film}");
+    assert_eq!((film["object"].as_str(), film["title"].as_str()), (Some("film"), Some("Two shots")));
+    let id = film["id"].as_str().unwrap().to_string();
+    let film = wait_for_film(&server, &key, &id);
+    let statuses: Vec<&str> = film["shots"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["completed", "completed"], "{film}");
+
+    // The MP4 carries the narration; the subtitles come as variants.
+    let content = format!("{}/videos/{id}/content", server.api());
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut request("GET", &content, &key).call().unwrap().into_reader(), &mut bytes).unwrap();
+    let path = dir.path().join("film.mp4");
+    std::fs::write(&path, bytes).unwrap();
+    let probe = Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"]).arg(&path).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).split_whitespace().collect::<Vec<_>>(), ["video", "audio"]);
+    let vtt = request("GET", &format!("{content}?variant=subtitles"), &key).call().unwrap().into_string().unwrap();
+    assert!(vtt.starts_with("WEBVTT") && vtt.contains("A red square."), "{vtt}");
+    let listed = call(request("GET", &format!("{}/videos", server.api()), &key).call()).1;
+    assert_eq!(listed["data"][0]["shots"].as_array().map(Vec::len), Some(2), "{listed}");
+    let (status, _) = call(request("POST", &format!("{}/videos/{id}/remix", server.api()), &key).send_json(json!({"prompt": "x"})));
+    assert_eq!(status, 400, "films are remade from their storyboard, not remixed");
+
+    // The same storyboard with one shot edited: the other shot comes from the cache.
+    let (_, again) = post_film(&server, &key, &FILM.replace("a yellow circle", "a pink circle"));
+    let again = wait_for_film(&server, &key, again["id"].as_str().unwrap());
+    let statuses: Vec<&str> = again["shots"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["cached", "completed"], "{again}");
 }
 
 #[test]

@@ -20,6 +20,7 @@ use crate::ids::{now, video_id};
 use crate::outputs::{Outputs, Variant};
 use crate::store::{Store, VideoRecord};
 
+
 /// Request limits, each answered with a clear 4xx.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -62,6 +63,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos/{id}", get(retrieve).delete(delete))
         .route("/v1/videos/{id}/content", get(content))
         .route("/v1/videos/{id}/remix", post(remix))
+        .route("/v1/films", post(crate::films::create))
+        .route("/v1/films/{id}", get(crate::films::retrieve))
         .route("/v1/videos/edits", post(|| async { ApiError::unsupported("videos.edit") }))
         .route("/v1/videos/extensions", post(|| async { ApiError::unsupported("videos.extend") }))
         .route("/v1/videos/characters", post(|| async { ApiError::unsupported("videos.create_character") }))
@@ -72,7 +75,7 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// The key id of a request's bearer key.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -94,7 +97,7 @@ pub fn video_json(v: &VideoRecord) -> Value {
         (Some(code), Some(message)) => json!({"code": code, "message": message}),
         _ => Value::Null,
     };
-    json!({
+    let mut value = json!({
         "id": v.id,
         "object": "video",
         "created_at": v.created_at,
@@ -109,7 +112,12 @@ pub fn video_json(v: &VideoRecord) -> Value {
         "size": v.size,
         "status": v.status,
         "seed": v.request.seed,
-    })
+    });
+    if v.request.storyboard.is_some() {
+        // A reel extension: films report their shots (SDKs keep unknown fields).
+        value["shots"] = crate::films::shots_json(v);
+    }
+    value
 }
 
 /// Reads a create request from JSON or multipart (the SDK always sends multipart).
@@ -193,7 +201,7 @@ fn parse_create(mut fields: HashMap<String, String>) -> Result<CreateRequest, Ap
     Ok(request)
 }
 
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     let mut buf = [0u8; 4];
     getrandom::fill(&mut buf).expect("the operating system's random generator is available");
     u32::from_le_bytes(buf) as u64
@@ -209,6 +217,12 @@ async fn queue(state: &AppState, key: &str, request: &CreateRequest, remixed_fro
         return Err(ApiError::invalid(Some("prompt"), format!("the prompt has {prompt_chars} characters; the limit is {}", state.limits.max_prompt_chars)));
     }
     let (job, size, seconds) = state.catalog.job(request, random_seed()).map_err(|e| ApiError::invalid(Some(e.param), e.message))?;
+    check_pending(state, key).await?;
+    Ok(state.store.insert_video(&video_id(), key, &size, &seconds, &job, remixed_from, None).await?)
+}
+
+/// Refuses new work from a key with too many unfinished jobs.
+pub(crate) async fn check_pending(state: &AppState, key: &str) -> Result<(), ApiError> {
     let pending = state.store.pending_count(key).await?;
     if pending >= state.limits.max_pending_per_key {
         return Err(ApiError::rate_limited(format!(
@@ -216,7 +230,7 @@ async fn queue(state: &AppState, key: &str, request: &CreateRequest, remixed_fro
             state.limits.max_pending_per_key
         )));
     }
-    Ok(state.store.insert_video(&video_id(), key, &size, &seconds, &job, remixed_from).await?)
+    Ok(())
 }
 
 async fn create(State(state): State<Shared>, request: Request) -> Result<Json<Value>, ApiError> {
@@ -290,7 +304,7 @@ async fn content(State(state): State<Shared>, headers: HeaderMap, Path(id): Path
     let key = authenticate(&state, &headers).await?;
     let name = query.variant.as_deref().unwrap_or("video");
     let variant = Variant::parse(name)
-        .ok_or_else(|| ApiError::invalid(Some("variant"), format!("variant must be video, thumbnail or spritesheet, found '{name}'")))?;
+        .ok_or_else(|| ApiError::invalid(Some("variant"), format!("variant must be video, thumbnail, spritesheet, subtitles or subtitles_srt, found '{name}'")))?;
     let video = state.store.video(&id, &key).await?.ok_or_else(|| ApiError::not_found("video", &id))?;
     if video.status != "completed" {
         return Err(ApiError::conflict(format!("video {id} is {}; its content is available once it is completed", video.status)));
@@ -298,7 +312,17 @@ async fn content(State(state): State<Shared>, headers: HeaderMap, Path(id): Path
     if video.expires_at.is_some_and(|t| t < now()) {
         return Err(ApiError::gone(format!("the files of video {id} have expired")));
     }
-    let bytes = tokio::fs::read(state.outputs.file(&id, variant)).await.map_err(|e| ApiError::internal(format!("the files of video {id} cannot be read: {e}")))?;
+    if variant.is_subtitles() && video.request.storyboard.is_none() {
+        return Err(ApiError::invalid(Some("variant"), format!("video {id} has no subtitles: only films (POST /v1/films) have them")));
+    }
+    let path = state.outputs.file(&id, variant);
+    let bytes = match tokio::fs::read(&path).await {
+        // A film whose shots carry no narration or subtitle text has no subtitle files.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && variant.is_subtitles() => {
+            return Err(ApiError::not_found_message(format!("film {id} has no subtitles: none of its shots has narration or subtitle text")));
+        }
+        result => result.map_err(|e| ApiError::internal(format!("the files of video {id} cannot be read: {e}")))?,
+    };
     Ok(([(header::CONTENT_TYPE, variant.content_type())], Body::from(bytes)).into_response())
 }
 
@@ -309,6 +333,12 @@ async fn remix(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<S
     let source = state.store.video(&id, &key).await?.ok_or_else(|| ApiError::not_found("video", &id))?;
     if source.status != "completed" {
         return Err(ApiError::conflict(format!("video {id} is {}; only completed videos can be remixed", source.status)));
+    }
+    if source.request.storyboard.is_some() {
+        return Err(ApiError::invalid(
+            None,
+            format!("{id} is a film: edit its storyboard and send it to POST /v1/films again (unchanged shots are reused)"),
+        ));
     }
     // The same settings and seed as the source, with the new prompt.
     let r = &source.request;

@@ -176,6 +176,7 @@ impl Catalog {
             steps,
             guidance,
             seed: request.seed.unwrap_or(seed),
+            storyboard: None,
         };
         Ok((job, format!("{width}x{height}"), seconds_text(((frames - 1) as f64 / fps * 1000.0).round() / 1000.0)))
     }

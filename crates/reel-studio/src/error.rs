@@ -36,6 +36,10 @@ impl ApiError {
         Self { status: StatusCode::NOT_FOUND, kind: "invalid_request_error", code: Some("not_found"), param: None, message: format!("No {what} with id '{id}' found") }
     }
 
+    pub fn not_found_message(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, kind: "invalid_request_error", code: Some("not_found"), param: None, message: message.into() }
+    }
+
     pub fn too_large(message: impl Into<String>) -> Self {
         Self { status: StatusCode::PAYLOAD_TOO_LARGE, kind: "invalid_request_error", code: Some("request_too_large"), param: None, message: message.into() }
     }

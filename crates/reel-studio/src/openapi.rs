@@ -1,10 +1,11 @@
 //! The OpenAPI 3.1 description served at `/openapi.json`: the Videos API as reel implements it,
-//! including reel's optional extensions to create (seed, steps, guidance, negative_prompt, fps).
+//! including reel's optional extensions to create (seed, steps, guidance, negative_prompt, fps) and
+//! its films (a storyboard made into one narrated, subtitled video).
 
 use serde_json::{json, Value};
 
 /// Every route the router serves, as (method, path) pairs of this document (tested against each other).
-pub const ROUTES: [(&str, &str); 11] = [
+pub const ROUTES: [(&str, &str); 13] = [
     ("get", "/v1/models"),
     ("post", "/v1/videos"),
     ("get", "/v1/videos"),
@@ -16,6 +17,8 @@ pub const ROUTES: [(&str, &str); 11] = [
     ("post", "/v1/videos/extensions"),
     ("post", "/v1/videos/characters"),
     ("get", "/v1/videos/characters/{character_id}"),
+    ("post", "/v1/films"),
+    ("get", "/v1/films/{video_id}"),
 ];
 
 fn error_responses() -> Value {
@@ -78,8 +81,9 @@ pub fn document() -> Value {
                            "responses": with_errors(json!({"200": {"description": "Deleted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Deleted"}}}}}))}
             },
             "/v1/videos/{video_id}/content": {"get": {"summary": "Download the video, its thumbnail or its spritesheet",
-                "parameters": [video_id_param(), {"name": "variant", "in": "query", "schema": {"type": "string", "enum": ["video", "thumbnail", "spritesheet"], "default": "video"}}],
-                "responses": with_errors(json!({"200": {"description": "The file", "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}}}, "410": {"description": "Expired"}}))}},
+                "parameters": [video_id_param(), {"name": "variant", "in": "query", "schema": {"type": "string", "enum": ["video", "thumbnail", "spritesheet", "subtitles", "subtitles_srt"], "default": "video",
+                    "description": "subtitles (WebVTT) and subtitles_srt (SubRip) are reel extensions, for films"}}],
+                "responses": with_errors(json!({"200": {"description": "The file", "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}, "text/vtt": {}, "application/x-subrip": {}}}, "410": {"description": "Expired"}}))}},
             "/v1/videos/{video_id}/remix": {"post": {"summary": "Remix a completed video with a new prompt (same settings and seed)",
                 "parameters": [video_id_param()],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}}}}},
@@ -87,7 +91,15 @@ pub fn document() -> Value {
             "/v1/videos/edits": {"post": unsupported("Edit a video")},
             "/v1/videos/extensions": {"post": unsupported("Extend a video")},
             "/v1/videos/characters": {"post": unsupported("Create a character")},
-            "/v1/videos/characters/{character_id}": {"get": unsupported("Retrieve a character")}
+            "/v1/videos/characters/{character_id}": {"get": unsupported("Retrieve a character")},
+            "/v1/films": {"post": {"summary": "reel extension: make a film from a storyboard (docs/storyboard.md); its model names a served model, `demo` the bundled one",
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {"description": "A storyboard (docs/storyboard.schema.json)", "type": "object"}},
+                    "application/yaml": {"schema": {"type": "string", "description": "A storyboard in YAML"}},
+                    "multipart/form-data": {"schema": {"type": "object", "required": ["storyboard"], "properties": {"storyboard": {"type": "string", "format": "binary", "description": "A .yaml, .yml or .json storyboard file"}}}}}},
+                "responses": with_errors(json!({"200": {"description": "The film", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Film"}}}}}))}},
+            "/v1/films/{video_id}": {"get": {"summary": "reel extension: retrieve a film with each shot's status", "parameters": [video_id_param()],
+                "responses": with_errors(json!({"200": {"description": "The film", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Film"}}}}}))}}
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -101,6 +113,11 @@ pub fn document() -> Value {
                     "seconds": {"type": "string"}, "size": {"type": "string"},
                     "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
                     "seed": {"type": "integer", "description": "reel extension: the seed used"}}},
+                "Film": {"description": "A video made from a storyboard: every field of Video (object aside), its title and its shots; \
+                    listed among the videos, where it has object `video` and its shots", "type": "object", "properties": {"object": {"const": "film"}, "title": {"type": "string"},
+                    "shots": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "prompt": {"type": "string"},
+                        "duration": {"type": "number"}, "status": {"type": "string", "enum": ["queued", "rendering", "cached", "completed"]},
+                        "progress": {"type": "integer", "minimum": 0, "maximum": 100}}}}}},
                 "VideoList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}},
                     "first_id": {"type": ["string", "null"]}, "last_id": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}},
                 "Deleted": {"type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "video.deleted"}, "deleted": {"type": "boolean"}}},

@@ -9,6 +9,9 @@ pub enum Variant {
     Video,
     Thumbnail,
     Spritesheet,
+    /// Films only (a reel extension): WebVTT and SubRip subtitles.
+    Subtitles,
+    SubtitlesSrt,
 }
 
 impl Variant {
@@ -17,6 +20,8 @@ impl Variant {
             "video" => Some(Self::Video),
             "thumbnail" => Some(Self::Thumbnail),
             "spritesheet" => Some(Self::Spritesheet),
+            "subtitles" => Some(Self::Subtitles),
+            "subtitles_srt" => Some(Self::SubtitlesSrt),
             _ => None,
         }
     }
@@ -26,6 +31,8 @@ impl Variant {
             Self::Video => "video.mp4",
             Self::Thumbnail => "thumbnail.webp",
             Self::Spritesheet => "spritesheet.jpg",
+            Self::Subtitles => "video.vtt",
+            Self::SubtitlesSrt => "video.srt",
         }
     }
 
@@ -34,7 +41,13 @@ impl Variant {
             Self::Video => "video/mp4",
             Self::Thumbnail => "image/webp",
             Self::Spritesheet => "image/jpeg",
+            Self::Subtitles => "text/vtt; charset=utf-8",
+            Self::SubtitlesSrt => "application/x-subrip; charset=utf-8",
         }
+    }
+
+    pub fn is_subtitles(self) -> bool {
+        matches!(self, Self::Subtitles | Self::SubtitlesSrt)
     }
 }
 
@@ -57,6 +70,11 @@ impl Outputs {
 
     pub fn file(&self, id: &str, variant: Variant) -> PathBuf {
         self.dir(id).join(variant.file_name())
+    }
+
+    /// Rendered film shots, reused when a film is made again with some shots unchanged.
+    pub fn shot_cache_dir(&self) -> PathBuf {
+        self.root.with_file_name("shots")
     }
 
     /// Removes a video's files, if any.

@@ -29,7 +29,7 @@ pub enum Backend {
 }
 
 /// Schema versions, applied in order once each.
-const MIGRATIONS: [(i64, &str); 1] = [(
+const MIGRATIONS: [(i64, &str); 2] = [(
     1,
     "CREATE TABLE api_keys (
         id TEXT PRIMARY KEY,
@@ -60,6 +60,10 @@ const MIGRATIONS: [(i64, &str); 1] = [(
     );
     CREATE INDEX videos_queue ON videos (status, created_at);
     CREATE INDEX videos_owner ON videos (key_id, created_at);",
+), (
+    2,
+    // Films: each shot's status, as JSON (see crate::films::ShotStatus).
+    "ALTER TABLE videos ADD COLUMN shots TEXT",
 )];
 
 /// What a job asks the worker to make (stored as JSON with the video).
@@ -75,6 +79,10 @@ pub struct JobRequest {
     pub steps: usize,
     pub guidance: f64,
     pub seed: u64,
+    /// A film's storyboard (a reel extension: `POST /v1/films`); its model is the served model's
+    /// checkpoint folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storyboard: Option<reel_film::Storyboard>,
 }
 
 /// A video row as the API reports it.
@@ -96,6 +104,8 @@ pub struct VideoRecord {
     pub completed_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub attempts: i64,
+    /// Films only: each shot's status, as JSON.
+    pub shots: Option<String>,
 }
 
 /// A job a worker has claimed.
@@ -107,7 +117,7 @@ pub struct ClaimedJob {
 }
 
 const VIDEO_COLUMNS: &str = "id, key_id, status, progress, model, prompt, size, seconds, request, remixed_from, \
-     error_code, error_message, created_at, completed_at, expires_at, attempts";
+     error_code, error_message, created_at, completed_at, expires_at, attempts, shots";
 
 fn video_from_row(row: &AnyRow) -> Result<VideoRecord> {
     let request: String = row.try_get("request")?;
@@ -128,6 +138,7 @@ fn video_from_row(row: &AnyRow) -> Result<VideoRecord> {
         completed_at: row.try_get("completed_at")?,
         expires_at: row.try_get("expires_at")?,
         attempts: row.try_get::<i32, _>("attempts")? as i64,
+        shots: row.try_get("shots")?,
     })
 }
 
@@ -217,13 +228,22 @@ impl Store {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
-    /// Queues a new video.
+    /// Queues a new video (a film when `shots` is given).
     #[allow(clippy::too_many_arguments)]
-    pub async fn insert_video(&self, id: &str, key_id: &str, size: &str, seconds: &str, request: &JobRequest, remixed_from: Option<&str>) -> Result<VideoRecord> {
+    pub async fn insert_video(
+        &self,
+        id: &str,
+        key_id: &str,
+        size: &str,
+        seconds: &str,
+        request: &JobRequest,
+        remixed_from: Option<&str>,
+        shots: Option<&str>,
+    ) -> Result<VideoRecord> {
         let json = serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO videos (id, key_id, status, progress, model, prompt, size, seconds, request, remixed_from, \
-             created_at, attempts) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, 0)",
+             created_at, attempts, shots) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, 0, $10)",
         )
         .bind(id)
         .bind(key_id)
@@ -234,6 +254,7 @@ impl Store {
         .bind(json)
         .bind(remixed_from)
         .bind(now())
+        .bind(shots)
         .execute(&self.pool)
         .await?;
         self.video(id, key_id).await?.ok_or_else(|| StoreError::Corrupt("inserted video vanished".into()))
@@ -340,17 +361,21 @@ impl Store {
         .transpose()
     }
 
-    /// Extends the lease and records progress; false when the job is no longer this worker's
-    /// (deleted, or taken over after a lapsed lease): the worker should stop.
-    pub async fn heartbeat(&self, id: &str, worker: &str, progress: i64, lease_seconds: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE videos SET progress = $1, lease_until = $2 WHERE id = $3 AND worker = $4 AND status = 'in_progress'")
-            .bind(progress)
-            .bind(now() + lease_seconds)
-            .bind(id)
-            .bind(worker)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    /// Extends the lease and records progress (and a film's shot statuses, when given); false
+    /// when the job is no longer this worker's (deleted, or taken over after a lapsed lease): the
+    /// worker should stop.
+    pub async fn heartbeat(&self, id: &str, worker: &str, progress: i64, shots: Option<&str>, lease_seconds: i64) -> Result<bool> {
+        // Two statements rather than COALESCE over a NULL parameter, whose type PostgreSQL
+        // cannot infer through the Any driver.
+        let set_shots = if shots.is_some() { ", shots = $5" } else { "" };
+        let sql = format!(
+            "UPDATE videos SET progress = $1, lease_until = $2{set_shots} WHERE id = $3 AND worker = $4 AND status = 'in_progress'"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(progress).bind(now() + lease_seconds).bind(id).bind(worker);
+        if let Some(shots) = shots {
+            query = query.bind(shots);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
     }
 
     /// Marks the job done; false when it was not this worker's any more.

@@ -4,18 +4,21 @@
 //! reached through the async runtime's handle.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use candle_core::{DType, Device};
 use reel_media::thumbnail::{spritesheet, thumbnail, ThumbnailFrame};
 use reel_media::{write_video, VideoFrames, VideoOptions};
-use reel_sampling::checkpoint::WanCheckpoint;
-use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
-use reel_sampling::progress::Stage;
+use reel_film::cache::ShotCache;
+use reel_film::render::{PipelineRenderer, ShotRenderer, ShotRequest};
+use reel_film::{make_film, FilmEvent, FilmOptions};
+use reel_models::hub::HubSettings;
+use reel_sampling::progress::{Progress, Stage};
 use tokio::runtime::Handle;
 
 use crate::catalog::Catalog;
+use crate::films::ShotStatus;
 use crate::ids::worker_id;
 use crate::outputs::{Outputs, Variant};
 use crate::store::{ClaimedJob, JobRequest, Store};
@@ -63,14 +66,37 @@ pub fn run_worker(store: Store, catalog: Arc<Catalog>, outputs: Outputs, setting
     }
 }
 
+/// What a running job reports through the heartbeat.
+#[derive(Default)]
+struct JobProgress {
+    percent: AtomicI64,
+    /// Films only: each shot's status.
+    shots: Mutex<Option<Vec<ShotStatus>>>,
+}
+
+impl JobProgress {
+    fn shots_json(&self) -> Option<String> {
+        let shots = self.shots.lock().unwrap_or_else(|e| e.into_inner());
+        shots.as_ref().map(|s| serde_json::to_string(s).expect("JSON"))
+    }
+
+    fn set_shot(&self, index: usize, status: &str, percent: i64) {
+        let mut shots = self.shots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shot) = shots.as_mut().and_then(|s| s.get_mut(index)) {
+            *shot = ShotStatus { status: status.into(), progress: percent };
+        }
+    }
+}
+
 fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, runtime: &Handle, me: &str, job: ClaimedJob) {
-    let progress = Arc::new(AtomicI64::new(0));
+    let progress = Arc::new(JobProgress::default());
     let done = Arc::new(AtomicBool::new(false));
     let heartbeat = {
         let (store, progress, done, runtime) = (store.clone(), progress.clone(), done.clone(), runtime.clone());
         let (id, me, settings) = (job.id.clone(), me.to_string(), settings.clone());
         std::thread::spawn(move || loop {
-            let _ = runtime.block_on(store.heartbeat(&id, &me, progress.load(Ordering::Relaxed), settings.lease_seconds));
+            let (percent, shots) = (progress.percent.load(Ordering::Relaxed), progress.shots_json());
+            let _ = runtime.block_on(store.heartbeat(&id, &me, percent, shots.as_deref(), settings.lease_seconds));
             let mut waited = Duration::ZERO;
             while waited < settings.heartbeat {
                 if done.load(Ordering::Relaxed) {
@@ -81,9 +107,16 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
             }
         })
     };
-    let result = generate(catalog, outputs, settings, &job, &progress);
+    let result = match &job.request.storyboard {
+        Some(_) => film(outputs, settings, &job, &progress),
+        None => generate(catalog, outputs, settings, &job, &progress.percent),
+    };
     done.store(true, Ordering::Relaxed);
     let _ = heartbeat.join();
+    // The shots' final state (a completed film's heartbeat may not have carried it).
+    if let Some(shots) = progress.shots_json() {
+        let _ = runtime.block_on(store.heartbeat(&job.id, me, progress.percent.load(Ordering::Relaxed), Some(&shots), settings.lease_seconds));
+    }
     let still_ours = match result {
         Ok(()) => runtime.block_on(store.complete(&job.id, me, settings.retention_seconds)),
         Err(message) => runtime.block_on(store.fail(&job.id, me, "generation_failed", &message)),
@@ -101,46 +134,106 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
 fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &AtomicI64) -> Result<(), String> {
     let request: &JobRequest = &job.request;
     let model = catalog.find(Some(&request.model)).map_err(|e| e.message)?;
-    let checkpoint = WanCheckpoint::open(&model.checkpoint).map_err(|e| format!("model {} cannot be loaded: {e}", model.name))?;
-    let pipeline = WanPipeline::new(checkpoint, settings.dtype, &Device::Cpu);
-    let mut generation = GenerationRequest::new(request.prompt.clone());
-    generation.negative_prompt = request.negative_prompt.clone();
-    generation.width = request.width;
-    generation.height = request.height;
-    generation.frames = request.frames;
-    generation.steps = request.steps;
-    generation.guidance = request.guidance;
-    generation.seed = request.seed;
-    let generated = pipeline
-        .generate(&generation, &mut |p| {
-            // Prompt 0-5%, denoising 5-90%, decoding 90-98%, files to 100%.
-            let (start, span) = match p.stage {
-                Stage::Load(_) | Stage::EncodePrompt => (0.0, 5.0),
-                Stage::Denoise => (5.0, 85.0),
-                Stage::Decode => (90.0, 8.0),
-            };
-            let fraction = if p.total == 0 { 0.0 } else { p.done as f64 / p.total as f64 };
-            progress.store((start + span * fraction) as i64, Ordering::Relaxed);
-        })
+    // The renderer `reel generate` and `reel film` use, so that a model's settings (its prompt
+    // length among them) apply alike everywhere.
+    let mut renderer = PipelineRenderer::open(&model.checkpoint.to_string_lossy(), settings.dtype, &Device::Cpu, &HubSettings::from_env())
+        .map_err(|e| format!("model {} cannot be loaded: {e}", model.name))?;
+    let shot = ShotRequest {
+        prompt: request.prompt.clone(),
+        negative_prompt: request.negative_prompt.clone(),
+        width: request.width,
+        height: request.height,
+        frames: request.frames,
+        steps: request.steps,
+        guidance: request.guidance,
+        seed: request.seed,
+    };
+    let frames = renderer
+        .render(&shot, &mut |p| progress.store(generation_percent(p) as i64, Ordering::Relaxed))
         .map_err(|e| e.to_string())?;
-    let frames = generated.rgb8().map_err(|e| e.to_string())?;
     let video = VideoFrames::new(request.width as u32, request.height as u32, request.fps, frames).map_err(|e| e.to_string())?;
     write_files(outputs, &job.id, &video).map_err(|e| format!("cannot store the video: {e}"))?;
     progress.store(100, Ordering::Relaxed);
     Ok(())
 }
 
-/// MP4, thumbnail and spritesheet, written to a staging folder and moved into place together.
-fn write_files(outputs: &Outputs, id: &str, video: &VideoFrames) -> Result<(), Box<dyn std::error::Error>> {
-    let dir = outputs.dir(id);
-    let staging = dir.with_extension("partial");
+/// How far one generation is, in percent: prompt 0-5, denoising 5-90, decoding 90-98 (the rest
+/// is writing files).
+fn generation_percent(p: Progress) -> f64 {
+    let (start, span) = match p.stage {
+        Stage::Load(_) | Stage::EncodePrompt => (0.0, 5.0),
+        Stage::Denoise => (5.0, 85.0),
+        Stage::Decode => (90.0, 8.0),
+    };
+    let fraction = if p.total == 0 { 0.0 } else { p.done as f64 / p.total as f64 };
+    start + span * fraction
+}
+
+/// Makes a film from the job's storyboard, reporting each shot's status.
+fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<(), String> {
+    let storyboard = job.request.storyboard.as_ref().expect("a film job");
+    *progress.shots.lock().unwrap_or_else(|e| e.into_inner()) = Some(vec![ShotStatus::queued(); storyboard.shots.len()]);
+    let mut renderer = PipelineRenderer::open(&storyboard.model, settings.dtype, &Device::Cpu, &HubSettings::from_env())
+        .map_err(|e| format!("model {} cannot be loaded: {e}", job.request.model))?;
+    let staging = staging_dir(outputs, &job.id).map_err(|e| format!("cannot store the film: {e}"))?;
+    let options = FilmOptions {
+        output: staging.join(Variant::Video.file_name()),
+        cache: Some(ShotCache::new(outputs.shot_cache_dir())),
+        mp4_quality: reel_media::mp4::DEFAULT_QUALITY,
+    };
+    // Shots share 0-95% equally; assembling takes the rest.
+    let shots = storyboard.shots.len() as f64;
+    let overall = |shot: usize, percent: f64| ((shot as f64 + percent / 100.0) / shots * 95.0) as i64;
+    let report = make_film(storyboard, &mut renderer, &options, &mut |event| match event {
+        FilmEvent::ShotStarted { shot, cached, .. } => {
+            progress.set_shot(shot, if cached { "cached" } else { "rendering" }, if cached { 100 } else { 0 });
+            progress.percent.store(overall(shot, 0.0), Ordering::Relaxed);
+        }
+        FilmEvent::Rendering { shot, progress: p } => {
+            let percent = generation_percent(p);
+            progress.set_shot(shot, "rendering", percent as i64);
+            progress.percent.store(overall(shot, percent), Ordering::Relaxed);
+        }
+        FilmEvent::ShotFinished { shot, .. } => {
+            let mut shots = progress.shots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(status) = shots.as_mut().and_then(|s| s.get_mut(shot)) {
+                if status.status != "cached" {
+                    *status = ShotStatus { status: "completed".into(), progress: 100 };
+                }
+            }
+            drop(shots);
+            progress.percent.store(overall(shot + 1, 0.0), Ordering::Relaxed);
+        }
+        FilmEvent::Narrating { .. } | FilmEvent::Assembling => {}
+    })
+    .map_err(|e| e.to_string())?;
+    finish_files(outputs, &job.id, &staging, &report.video).map_err(|e| format!("cannot store the film: {e}"))?;
+    progress.percent.store(100, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A fresh staging folder for a job's files.
+fn staging_dir(outputs: &Outputs, id: &str) -> std::io::Result<std::path::PathBuf> {
+    let staging = outputs.dir(id).with_extension("partial");
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
+    Ok(staging)
+}
+
+/// MP4, thumbnail and spritesheet, written to a staging folder and moved into place together.
+fn write_files(outputs: &Outputs, id: &str, video: &VideoFrames) -> Result<(), Box<dyn std::error::Error>> {
+    let staging = staging_dir(outputs, id)?;
     write_video(video, None, &staging.join(Variant::Video.file_name()), VideoOptions::default())?;
+    finish_files(outputs, id, &staging, video)
+}
+
+/// Adds the stills of `video` to the staging folder and moves it into place.
+fn finish_files(outputs: &Outputs, id: &str, staging: &std::path::Path, video: &VideoFrames) -> Result<(), Box<dyn std::error::Error>> {
     reel_media::thumbnail::write_still(&thumbnail(video, ThumbnailFrame::Middle), &staging.join(Variant::Thumbnail.file_name()))?;
     let sheet = spritesheet(video, 5, 5, (video.width / 2).max(32))?;
     reel_media::thumbnail::write_still(&sheet, &staging.join(Variant::Spritesheet.file_name()))?;
+    let dir = outputs.dir(id);
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&staging, &dir)?;
+    std::fs::rename(staging, &dir)?;
     Ok(())
 }
