@@ -266,6 +266,11 @@ fn a_storyboard_becomes_a_film_with_per_shot_status_and_reuses_unchanged_shots()
     std::fs::write(&path, bytes).unwrap();
     let probe = Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"]).arg(&path).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&probe.stdout).split_whitespace().collect::<Vec<_>>(), ["video", "audio"]);
+    // The film's reported length is the real one (its narrated shot may have grown).
+    let probe = Command::new("ffprobe").args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=duration", "-of", "csv=p=0"]).arg(&path).output().unwrap();
+    let duration: f64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
+    let reported: f64 = film["seconds"].as_str().unwrap().parse().unwrap();
+    assert!((duration - reported).abs() < 0.01, "reported {reported} s, the file lasts {duration} s");
     let vtt = request("GET", &format!("{content}?variant=subtitles"), &key).call().unwrap().into_string().unwrap();
     assert!(vtt.starts_with("WEBVTT") && vtt.contains("A red square."), "{vtt}");
     let listed = call(request("GET", &format!("{}/videos", server.api()), &key).call()).1;

@@ -378,20 +378,20 @@ impl Store {
         Ok(query.execute(&self.pool).await?.rows_affected() > 0)
     }
 
-    /// Marks the job done; false when it was not this worker's any more.
-    pub async fn complete(&self, id: &str, worker: &str, retention_seconds: i64) -> Result<bool> {
+    /// Marks the job done, with its final length when it differs from the planned one (a film
+    /// whose shots grew to fit their narration); false when it was not this worker's any more.
+    pub async fn complete(&self, id: &str, worker: &str, retention_seconds: i64, seconds: Option<&str>) -> Result<bool> {
         let t = now();
-        let done = sqlx::query(
+        let set_seconds = if seconds.is_some() { ", seconds = $5" } else { "" };
+        let sql = format!(
             "UPDATE videos SET status = 'completed', progress = 100, completed_at = $1, expires_at = $2, worker = NULL, \
-             lease_until = NULL WHERE id = $3 AND worker = $4 AND status = 'in_progress'",
-        )
-        .bind(t)
-        .bind(t + retention_seconds)
-        .bind(id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+             lease_until = NULL{set_seconds} WHERE id = $3 AND worker = $4 AND status = 'in_progress'"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(t).bind(t + retention_seconds).bind(id).bind(worker);
+        if let Some(seconds) = seconds {
+            query = query.bind(seconds);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
     }
 
     pub async fn fail(&self, id: &str, worker: &str, code: &str, message: &str) -> Result<bool> {

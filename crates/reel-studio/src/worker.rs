@@ -17,7 +17,7 @@ use reel_models::hub::HubSettings;
 use reel_sampling::progress::{Progress, Stage};
 use tokio::runtime::Handle;
 
-use crate::catalog::Catalog;
+use crate::catalog::{seconds_text, Catalog};
 use crate::films::ShotStatus;
 use crate::ids::worker_id;
 use crate::outputs::{Outputs, Variant};
@@ -118,7 +118,7 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
         let _ = runtime.block_on(store.heartbeat(&job.id, me, progress.percent.load(Ordering::Relaxed), Some(&shots), settings.lease_seconds));
     }
     let still_ours = match result {
-        Ok(()) => runtime.block_on(store.complete(&job.id, me, settings.retention_seconds)),
+        Ok(seconds) => runtime.block_on(store.complete(&job.id, me, settings.retention_seconds, seconds.as_deref())),
         Err(message) => runtime.block_on(store.fail(&job.id, me, "generation_failed", &message)),
     };
     // Not ours any more: deleted meanwhile (then no files may stay), or taken over after a lapsed
@@ -131,7 +131,7 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
 }
 
 /// Makes the video and its stills; errors are user-facing messages.
-fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &AtomicI64) -> Result<(), String> {
+fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &AtomicI64) -> Result<Option<String>, String> {
     let request: &JobRequest = &job.request;
     let model = catalog.find(Some(&request.model)).map_err(|e| e.message)?;
     // The renderer `reel generate` and `reel film` use, so that a model's settings (its prompt
@@ -154,7 +154,7 @@ fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job
     let video = VideoFrames::new(request.width as u32, request.height as u32, request.fps, frames).map_err(|e| e.to_string())?;
     write_files(outputs, &job.id, &video).map_err(|e| format!("cannot store the video: {e}"))?;
     progress.store(100, Ordering::Relaxed);
-    Ok(())
+    Ok(None)
 }
 
 /// How far one generation is, in percent: prompt 0-5, denoising 5-90, decoding 90-98 (the rest
@@ -169,8 +169,8 @@ fn generation_percent(p: Progress) -> f64 {
     start + span * fraction
 }
 
-/// Makes a film from the job's storyboard, reporting each shot's status.
-fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<(), String> {
+/// Makes a film from the job's storyboard, reporting each shot's status; returns its length.
+fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<Option<String>, String> {
     let storyboard = job.request.storyboard.as_ref().expect("a film job");
     *progress.shots.lock().unwrap_or_else(|e| e.into_inner()) = Some(vec![ShotStatus::queued(); storyboard.shots.len()]);
     let mut renderer = PipelineRenderer::open(&storyboard.model, settings.dtype, &Device::Cpu, &HubSettings::from_env())
@@ -209,7 +209,7 @@ fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress
     .map_err(|e| e.to_string())?;
     finish_files(outputs, &job.id, &staging, &report.video).map_err(|e| format!("cannot store the film: {e}"))?;
     progress.percent.store(100, Ordering::Relaxed);
-    Ok(())
+    Ok(Some(seconds_text((report.timeline.duration() * 1000.0).round() / 1000.0)))
 }
 
 /// A fresh staging folder for a job's files.
