@@ -35,8 +35,8 @@ enum Command {
     Worker(commands::studio::WorkerArgs),
     /// Manage the studio's API keys
     Keys(commands::studio::KeysArgs),
-    /// Estimate the compute, time, cost and energy of a video before making it (not built yet)
-    Estimate(commands::planned::Planned),
+    /// Estimate the compute, time, cost and energy of a video before making it
+    Estimate(commands::estimate::EstimateArgs),
     /// List the models reel knows, with their sizes
     Models(commands::models::ModelsArgs),
     /// Measure reel's speed on this machine
@@ -56,7 +56,7 @@ fn main() {
         Command::Serve(args) => commands::studio::serve(args),
         Command::Worker(args) => commands::studio::worker(args),
         Command::Keys(args) => commands::studio::keys(args),
-        Command::Estimate(_) => commands::planned::not_built("estimate", "the estimator"),
+        Command::Estimate(args) => commands::estimate::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Models(args) => commands::models::run(args),

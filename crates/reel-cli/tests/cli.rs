@@ -30,16 +30,8 @@ fn stderr_of(cmd: &mut Command) -> String {
 fn help_lists_every_planned_command() {
     let out = reel().arg("--help").assert().success().get_output().stdout.clone();
     let help = String::from_utf8(out).unwrap();
-    for command in ["generate", "serve", "worker", "estimate", "models", "bench", "train", "eval"] {
+    for command in ["generate", "film", "serve", "worker", "estimate", "models", "bench", "train", "eval"] {
         assert!(help.contains(command), "--help lacks {command}:\n{help}");
-    }
-}
-
-#[test]
-fn commands_not_built_yet_say_so_and_fail() {
-    for command in ["estimate"] {
-        let err = stderr_of(reel().arg(command));
-        assert!(err.contains("not built yet"), "reel {command}: {err}");
     }
 }
 
@@ -253,4 +245,49 @@ fn film_rejects_a_bad_storyboard_naming_the_shot_and_field() {
     std::fs::write(&path, "title: t\nmodel: demo\nshots:\n  - prompt: a\n    duration: 1\n    narration: hi\n").unwrap();
     let err = stderr_of(reel().arg("film").arg(&path).args(["-o", "film.gif"]));
     assert!(err.contains(".mp4"), "{err}");
+}
+
+fn estimate_json(args: &[&str]) -> serde_json::Value {
+    let out = reel().arg("estimate").args(args).arg("--json").assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn estimate_reports_work_time_cost_energy_and_memory() {
+    let base = ["--model", "wan2.1-t2v-14b", "--size", "1280x720", "--seconds", "5", "--fps", "16", "--gpu", "h800", "--price-per-hour", "2"];
+    let eight = estimate_json(&[&base[..], &["--count", "8"]].concat());
+    let stages: Vec<&str> = eight["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["text encoder", "transformer", "vae decode"]);
+    let flops: f64 = eight["stages"].as_array().unwrap().iter().map(|s| s["flops"].as_f64().unwrap()).sum();
+    assert!((flops / eight["total_flops"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(eight["video"]["frames"], 81);
+    assert_eq!(eight["tokens"], 21 * 45 * 80);
+    let seconds = eight["seconds"].as_f64().unwrap();
+    assert!((eight["cost_usd"].as_f64().unwrap() - 8.0 * 2.0 * seconds / 3600.0).abs() < 1e-9);
+    assert!((eight["energy_kwh"].as_f64().unwrap() - 8.0 * 0.7 * seconds / 3600.0).abs() < 1e-9);
+    assert_eq!(eight["fits"], true);
+
+    // One device: the work is the same, the time 8 x 0.9 times longer.
+    let one = estimate_json(&[&base[..], &["--count", "1"]].concat());
+    assert_eq!(one["total_flops"], eight["total_flops"]);
+    assert!((one["seconds"].as_f64().unwrap() / seconds - 7.2).abs() < 1e-6);
+    // Without guidance the transformer runs once per step instead of twice.
+    let unguided = estimate_json(&[&base[..], &["--guidance", "1"]].concat());
+    let transformer = |e: &serde_json::Value| e["stages"][1]["flops"].as_f64().unwrap();
+    assert!((transformer(&unguided) * 2.0 / transformer(&one) - 1.0).abs() < 1e-12);
+    // A 14B model in bf16 does not fit a 24 GB card.
+    let small_card = estimate_json(&["--model", "wan2.1-t2v-14b", "--gpu", "rtx4090"]);
+    assert_eq!(small_card["fits"], false);
+}
+
+#[test]
+fn estimate_rejects_what_it_cannot_estimate() {
+    let err = stderr_of(reel().args(["estimate", "--model", "wan2.1-t2v-14b", "--gpu", "tpu"]));
+    assert!(err.contains("tpu") && err.contains("h800"), "{err}");
+    let err = stderr_of(reel().args(["estimate", "--model", "wan2.1-t2v-14b", "--frames", "80"]));
+    assert!(err.contains("4k+1") && err.contains("77") && err.contains("81"), "{err}");
+    let err = stderr_of(reel().args(["estimate", "--model", "wan9"]));
+    assert!(err.contains("wan9") && err.contains("wan2.1-t2v-1.3b"), "{err}");
+    let err = stderr_of(reel().args(["estimate", "--model", "wan2.1-t2v-14b", "--size", "1280x721"]));
+    assert!(err.contains("multiples of 16"), "{err}");
 }

@@ -1,10 +1,10 @@
 pub mod bench;
+pub mod estimate;
 pub mod eval;
 pub mod film;
 pub mod generate;
 pub mod memory;
 pub mod models;
-pub mod planned;
 pub mod progress;
 pub mod studio;
 pub mod train;

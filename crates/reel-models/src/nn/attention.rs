@@ -4,6 +4,8 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
+use super::flops::record_matmul;
+
 /// Upper bound for one chunk's f32 score matrix, in bytes.
 const SCORE_BUDGET_BYTES: usize = 256 << 20;
 
@@ -28,6 +30,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&T
     for start in (0..q_len).step_by(chunk) {
         let len = chunk.min(q_len - start);
         let q_chunk = q.narrow(2, start, len)?;
+        let head_dim = q.dim(3)?;
+        record_matmul(batch * heads, len, head_dim, kv_len);
         let mut scores = q_chunk.matmul(&k_t)?.to_dtype(DType::F32)?;
         if scale != 1.0 {
             scores = (scores * scale)?;
@@ -42,6 +46,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&T
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
+        record_matmul(batch * heads, len, kv_len, v.dim(3)?);
         outputs.push(probs.to_dtype(q.dtype())?.matmul(&v)?);
     }
     if outputs.len() == 1 {

@@ -2,6 +2,8 @@
 
 pub mod attention;
 pub mod conv;
+pub mod flops;
+pub mod linear;
 pub mod norm;
 pub mod patch;
 pub mod rope;

@@ -2,7 +2,9 @@
 //! (Wan's `patch_embedding`) is a matrix product over non-overlapping patches: it is computed as one.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
+
+use super::linear::Linear;
 
 /// (pt, ph, pw): the patch size in frames, rows and columns.
 pub type PatchSize = (usize, usize, usize);
@@ -21,7 +23,7 @@ impl PatchEmbed {
         let weight = vb.get((out_channels, in_channels, pt, ph, pw), "weight")?;
         let weight = weight.reshape((out_channels, in_channels * pt * ph * pw))?;
         let bias = vb.get(out_channels, "bias")?;
-        Ok(Self { proj: Linear::new(weight, Some(bias)), patch })
+        Ok(Self { proj: Linear::new(weight, Some(bias))?, patch })
     }
 
     /// (batch, channels, frames, height, width) -> (batch, tokens, out_channels), tokens in

@@ -2,20 +2,17 @@
 //! models/umt5/modeling_umt5.py). Unlike T5, every layer has its own relative position bias.
 
 use candle_core::{DType, Device, Module, Result as CandleResult, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
 use super::config::{Activation, Umt5Config};
 use crate::nn::attention::attention;
+use crate::nn::linear::{linear_no_bias as linear, Linear};
 use crate::nn::norm::RmsNorm;
 use crate::weights::ComponentFolder;
 use crate::Result;
 
 /// The embedding table may be stored under either name; they are tied in the reference.
 const EMBEDDING_NAMES: [&str; 2] = ["shared.weight", "encoder.embed_tokens.weight"];
-
-fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> CandleResult<Linear> {
-    candle_nn::linear_no_bias(in_dim, out_dim, vb)
-}
 
 /// T5's bidirectional relative position buckets for a (query, key) offset `key - query`.
 fn relative_bucket(relative: i64, num_buckets: usize, max_distance: usize) -> u32 {

@@ -6,10 +6,11 @@
 //! the residual updates are computed in f32, and everything else runs in the compute dtype.
 
 use candle_core::{DType, Device, Result as CandleResult, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 
 use super::config::WanTransformerConfig;
 use crate::nn::attention::scaled_dot_product_attention;
+use crate::nn::linear::{linear, Linear};
 use crate::nn::norm::{LayerNormF32, RmsNorm};
 use crate::nn::patch::{unpatchify, PatchEmbed};
 use crate::nn::rope::Rope3d;
@@ -39,11 +40,11 @@ impl ConditionEmbedder {
         let time = vb.pp("time_embedder").to_dtype(DType::F32);
         Ok(Self {
             freq_dim: config.freq_dim,
-            time_linear_1: candle_nn::linear(config.freq_dim, dim, time.pp("linear_1"))?,
-            time_linear_2: candle_nn::linear(dim, dim, time.pp("linear_2"))?,
-            time_proj: candle_nn::linear(dim, 6 * dim, vb.pp("time_proj"))?,
-            text_linear_1: candle_nn::linear(config.text_dim, dim, vb.pp("text_embedder.linear_1"))?,
-            text_linear_2: candle_nn::linear(dim, dim, vb.pp("text_embedder.linear_2"))?,
+            time_linear_1: linear(config.freq_dim, dim, time.pp("linear_1"))?,
+            time_linear_2: linear(dim, dim, time.pp("linear_2"))?,
+            time_proj: linear(dim, 6 * dim, vb.pp("time_proj"))?,
+            text_linear_1: linear(config.text_dim, dim, vb.pp("text_embedder.linear_1"))?,
+            text_linear_2: linear(dim, dim, vb.pp("text_embedder.linear_2"))?,
         })
     }
 
@@ -76,10 +77,10 @@ struct WanAttention {
 impl WanAttention {
     fn new(dim: usize, heads: usize, eps: f64, vb: VarBuilder) -> CandleResult<Self> {
         Ok(Self {
-            to_q: candle_nn::linear(dim, dim, vb.pp("to_q"))?,
-            to_k: candle_nn::linear(dim, dim, vb.pp("to_k"))?,
-            to_v: candle_nn::linear(dim, dim, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(dim, dim, vb.pp("to_out.0"))?,
+            to_q: linear(dim, dim, vb.pp("to_q"))?,
+            to_k: linear(dim, dim, vb.pp("to_k"))?,
+            to_v: linear(dim, dim, vb.pp("to_v"))?,
+            to_out: linear(dim, dim, vb.pp("to_out.0"))?,
             norm_q: RmsNorm::new(dim, eps, vb.pp("norm_q"))?,
             norm_k: RmsNorm::new(dim, eps, vb.pp("norm_k"))?,
             heads,
@@ -159,8 +160,8 @@ impl WanBlock {
             norm2,
             attn2: WanAttention::new(dim, heads, eps, vb.pp("attn2"))?,
             norm3: LayerNormF32::new(dim, eps, false, vb.pp("norm3"))?,
-            ffn_in: candle_nn::linear(dim, config.ffn_dim, vb.pp("ffn.net.0.proj"))?,
-            ffn_out: candle_nn::linear(config.ffn_dim, dim, vb.pp("ffn.net.2"))?,
+            ffn_in: linear(dim, config.ffn_dim, vb.pp("ffn.net.0.proj"))?,
+            ffn_out: linear(config.ffn_dim, dim, vb.pp("ffn.net.2"))?,
             scale_shift_table: table,
         })
     }
@@ -214,7 +215,7 @@ impl WanTransformer {
             condition_embedder: ConditionEmbedder::new(config, vb.pp("condition_embedder"))?,
             blocks,
             norm_out: LayerNormF32::new(dim, config.eps, false, vb.pp("norm_out"))?,
-            proj_out: candle_nn::linear(dim, config.out_channels() * pt * ph * pw, vb.pp("proj_out"))?,
+            proj_out: linear(dim, config.out_channels() * pt * ph * pw, vb.pp("proj_out"))?,
             scale_shift_table: vb.to_dtype(DType::F32).get((1, 2, dim), "scale_shift_table")?.squeeze(0)?,
             config: config.clone(),
             dtype: vb.dtype(),

@@ -1,0 +1,23 @@
+//! Estimates of what a video costs before it is made: floating-point operations of each stage from
+//! the model's configuration, memory, and from an accelerator's peak rate and utilisation the time,
+//! money and energy.
+
+pub mod accelerators;
+pub mod cost;
+pub mod estimate;
+pub mod spec;
+
+pub use accelerators::{accelerator, Accelerator, ACCELERATORS};
+pub use estimate::{estimate, Estimate, Hardware, StageEstimate, VideoSpec};
+pub use spec::{ModelDefaults, ModelSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EstimateError {
+    #[error("{0}")]
+    Input(String),
+
+    #[error(transparent)]
+    Sampling(#[from] reel_sampling::SamplingError),
+}
+
+pub type Result<T> = std::result::Result<T, EstimateError>;

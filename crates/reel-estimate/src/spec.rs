@@ -1,0 +1,93 @@
+//! What the estimator needs to know about a model: its components' configurations and its
+//! default settings, from a published configuration or a checkpoint folder.
+
+use std::path::Path;
+
+use reel_models::umt5::Umt5Config;
+use reel_models::wan::{published_model, published_models, LatentGeometry, WanTransformerConfig, WanVaeConfig};
+use reel_sampling::checkpoint::WanCheckpoint;
+
+use crate::{EstimateError, Result};
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// The name it was asked by.
+    pub name: String,
+    pub transformer: WanTransformerConfig,
+    /// Two for Wan2.2-T2V-A14B: experts of the same size that take turns (one in memory at a time).
+    pub experts: usize,
+    pub latents: LatentGeometry,
+    pub text_encoder: Umt5Config,
+    pub vae: WanVaeConfig,
+    /// Prompt tokens the text encoder runs on (Wan pads every prompt to 512).
+    pub text_tokens: usize,
+    /// The model's own settings, where it has them (reel.json).
+    pub defaults: ModelDefaults,
+}
+
+/// Settings an estimate takes when the user gives none: the model's, else WanPipeline's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelDefaults {
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+    pub fps: f64,
+    pub steps: usize,
+    pub guidance: f64,
+}
+
+impl Default for ModelDefaults {
+    fn default() -> Self {
+        Self { width: 832, height: 480, frames: 81, fps: 16.0, steps: 50, guidance: 5.0 }
+    }
+}
+
+impl ModelSpec {
+    /// A published configuration by the name `reel models` lists.
+    pub fn published(name: &str) -> Result<Self> {
+        let model = published_model(name).ok_or_else(|| {
+            let names: Vec<&str> = published_models().iter().map(|m| m.name).collect();
+            EstimateError::Input(format!("unknown model '{name}': give a checkpoint folder or one of demo, {}", names.join(", ")))
+        })?;
+        Ok(Self {
+            name: name.to_string(),
+            transformer: model.transformer,
+            experts: model.experts,
+            latents: model.latents,
+            text_encoder: model.text_encoder,
+            vae: model.vae,
+            text_tokens: reel_sampling::prompt::DEFAULT_MAX_SEQUENCE_LENGTH,
+            defaults: ModelDefaults::default(),
+        })
+    }
+
+    /// A checkpoint folder in the diffusers layout (only its configuration files are read).
+    pub fn checkpoint(name: &str, dir: &Path) -> Result<Self> {
+        let checkpoint = WanCheckpoint::open(dir)?;
+        let config_path = dir.join("text_encoder/config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| EstimateError::Input(format!("cannot read {}: {e}", config_path.display())))?;
+        let text_encoder: Umt5Config = serde_json::from_str(&text)
+            .map_err(|e| EstimateError::Input(format!("{} is not a UMT5 configuration: {e}", config_path.display())))?;
+        let own = checkpoint.generation_defaults()?;
+        let wan = ModelDefaults::default();
+        let defaults = ModelDefaults {
+            width: own.width.unwrap_or(wan.width),
+            height: own.height.unwrap_or(wan.height),
+            frames: own.frames.unwrap_or(wan.frames),
+            fps: own.fps.unwrap_or(wan.fps),
+            steps: own.steps.unwrap_or(wan.steps),
+            guidance: own.guidance.unwrap_or(wan.guidance),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            transformer: checkpoint.transformer_config()?,
+            experts: if checkpoint.has_two_experts() { 2 } else { 1 },
+            latents: checkpoint.geometry()?,
+            text_encoder,
+            vae: checkpoint.vae_config()?,
+            text_tokens: own.max_sequence_length.unwrap_or(reel_sampling::prompt::DEFAULT_MAX_SEQUENCE_LENGTH),
+            defaults,
+        })
+    }
+}
