@@ -21,6 +21,9 @@ try {
   const prompt = 'a large yellow star spins over a black backdrop';
   await page.fill('#prompt', prompt);
   await page.fill('#seed', '3');
+  // The estimate for the request shows before it is submitted.
+  await page.waitForFunction(() => /Estimate on this server: about [0-9.]+ s/.test(document.getElementById('estimate').textContent),
+    null, { timeout: 30000, polling: 200 });
   await page.click('#submit');
   // The new card appears, its video finishes, loads and has a duration.
   const ready = await page.waitForFunction((prompt) => {

@@ -210,6 +210,15 @@ fn bad_requests_get_the_right_errors() {
     let other = other.as_str();
     assert_eq!(call(request("GET", &videos, other).call()).1["data"].as_array().unwrap().len(), 0);
     expect(request("GET", &format!("{videos}/{id}"), other).call(), 404, "No video");
+    // Estimates check the request as a real one and name the parameter.
+    let estimates = format!("{}/estimates", server.api());
+    let (status, estimate) = call(request("POST", &estimates, &key).send_json(json!({"seconds": "4", "gpu": "h100", "count": 2, "price_per_hour": 3.0})));
+    assert_eq!(status, 200, "{estimate}");
+    assert_eq!((estimate["object"].as_str(), estimate["video"]["frames"].as_u64()), (Some("estimate"), Some(33)));
+    assert!(estimate["seconds"].as_f64().unwrap() > 0.0 && estimate["cost_usd"].as_f64().unwrap() > 0.0, "{estimate}");
+    expect(request("POST", &estimates, &key).send_json(json!({"gpu": "tpu"})), 400, "unknown accelerator 'tpu'");
+    expect(request("POST", &estimates, &key).send_json(json!({"seconds": "99"})), 400, "seconds");
+    expect(request("POST", &estimates, &key).send_json(json!({"sizes": "1"})), 400, "unknown field `sizes`");
     // The API description covers every route.
     let doc: Value = ureq::get(&format!("{}/openapi.json", server.url)).call().unwrap().into_json().unwrap();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -7,7 +7,7 @@ pub mod cost;
 pub mod estimate;
 pub mod spec;
 
-pub use accelerators::{accelerator, Accelerator, ACCELERATORS};
+pub use accelerators::{accelerator, Accelerator, ACCELERATORS, GPU_UTILISATION};
 pub use estimate::{estimate, Estimate, Hardware, StageEstimate, VideoSpec};
 pub use spec::{ModelDefaults, ModelSpec};
 

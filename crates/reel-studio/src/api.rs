@@ -65,6 +65,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos/{id}/remix", post(remix))
         .route("/v1/films", post(crate::films::create))
         .route("/v1/films/{id}", get(crate::films::retrieve))
+        .route("/v1/estimates", post(crate::estimates::create))
         .route("/v1/videos/edits", post(|| async { ApiError::unsupported("videos.edit") }))
         .route("/v1/videos/extensions", post(|| async { ApiError::unsupported("videos.extend") }))
         .route("/v1/videos/characters", post(|| async { ApiError::unsupported("videos.create_character") }))

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod catalog;
 pub mod error;
+pub mod estimates;
 pub mod films;
 pub mod ids;
 pub mod openapi;

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 /// Every route the router serves, as (method, path) pairs of this document (tested against each other).
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("get", "/v1/models"),
     ("post", "/v1/videos"),
     ("get", "/v1/videos"),
@@ -19,6 +19,7 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("get", "/v1/videos/characters/{character_id}"),
     ("post", "/v1/films"),
     ("get", "/v1/films/{video_id}"),
+    ("post", "/v1/estimates"),
 ];
 
 fn error_responses() -> Value {
@@ -98,6 +99,13 @@ pub fn document() -> Value {
                     "application/yaml": {"schema": {"type": "string", "description": "A storyboard in YAML"}},
                     "multipart/form-data": {"schema": {"type": "object", "required": ["storyboard"], "properties": {"storyboard": {"type": "string", "format": "binary", "description": "A .yaml, .yml or .json storyboard file"}}}}}},
                 "responses": with_errors(json!({"200": {"description": "The film", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Film"}}}}}))}},
+            "/v1/estimates": {"post": {"summary": "reel extension: estimate the work, time, cost, energy and memory of a video request before queueing it",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "model": {"type": "string"}, "size": {"type": "string"}, "seconds": {"type": "string"}, "fps": {"type": "number"},
+                    "steps": {"type": "integer"}, "guidance": {"type": "number"}, "prompt": {"type": "string", "description": "optional, ignored"},
+                    "gpu": {"type": "string", "default": "cpu", "description": "cpu (this server, measured), h100, h200, h800, a100, a800, l40s or rtx4090"},
+                    "count": {"type": "integer", "default": 1}, "utilisation": {"type": "number"}, "price_per_hour": {"type": "number"}}}}}},
+                "responses": with_errors(json!({"200": {"description": "The estimate: stages with FLOPs, seconds and memory; totals; assumptions"}}))}},
             "/v1/films/{video_id}": {"get": {"summary": "reel extension: retrieve a film with each shot's status", "parameters": [video_id_param()],
                 "responses": with_errors(json!({"200": {"description": "The film", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Film"}}}}}))}}
         },

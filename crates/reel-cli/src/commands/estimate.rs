@@ -1,12 +1,11 @@
 //! `reel estimate`: the compute, time, cost and energy of a video before it is made.
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::DType;
 use clap::Args;
-use reel_estimate::{accelerator, estimate, Estimate, Hardware, ModelSpec, VideoSpec, ACCELERATORS};
+use reel_estimate::{estimate, Estimate, Hardware, ModelSpec, VideoSpec};
 use reel_models::device::parse_dtype;
 
 #[derive(Args)]
@@ -57,10 +56,6 @@ pub struct EstimateArgs {
     #[arg(long)]
     json: bool,
 }
-
-/// Utilisation GPUs reach on video diffusion transformers' long sequences (flash attention and large
-/// matrix products), a middle value of published runs.
-const GPU_UTILISATION: f64 = 0.4;
 
 pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     let model = model_spec(&args.model)?;
@@ -119,54 +114,7 @@ fn parse_size(size: &str) -> anyhow::Result<(usize, usize)> {
 }
 
 fn hardware(args: &EstimateArgs, dtype: DType) -> anyhow::Result<Hardware> {
-    anyhow::ensure!(args.count >= 1, "--count must be 1 or more");
-    if args.gpu.eq_ignore_ascii_case("cpu") {
-        let flops = measure_cpu_flops(dtype)?;
-        return Ok(Hardware {
-            name: format!("this CPU ({} threads, {:.0} GFLOP/s measured in {dtype:?})", candle_core::utils::get_num_threads(), flops / 1e9),
-            peak_flops: flops,
-            memory_bytes: system_memory_bytes().unwrap_or(f64::INFINITY),
-            watts: 100.0,
-            count: args.count,
-            utilisation: args.utilisation.unwrap_or(1.0),
-            parallel_efficiency: args.parallel_efficiency,
-        });
-    }
-    let device = accelerator(&args.gpu).with_context(|| {
-        let names: Vec<&str> = ACCELERATORS.iter().map(|a| a.name).collect();
-        format!("unknown accelerator '{}': choose cpu or one of {}", args.gpu, names.join(", "))
-    })?;
-    Ok(Hardware {
-        name: device.description.to_string(),
-        peak_flops: device.peak_flops,
-        memory_bytes: device.memory_bytes,
-        watts: device.watts,
-        count: args.count,
-        utilisation: args.utilisation.unwrap_or(GPU_UTILISATION),
-        parallel_efficiency: args.parallel_efficiency,
-    })
-}
-
-/// This CPU's matrix-product rate in `dtype`, on products of a video transformer's shape
-/// (about a second of measuring).
-fn measure_cpu_flops(dtype: DType) -> anyhow::Result<f64> {
-    let (m, k, n) = (1024usize, 1536usize, 1536usize);
-    let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?.to_dtype(dtype)?;
-    let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?.to_dtype(dtype)?;
-    a.matmul(&b)?; // warm-up
-    let (mut runs, started) = (0u32, Instant::now());
-    while runs < 3 || started.elapsed().as_secs_f64() < 1.0 {
-        a.matmul(&b)?;
-        runs += 1;
-    }
-    Ok(2.0 * (m * k * n) as f64 * runs as f64 / started.elapsed().as_secs_f64())
-}
-
-fn system_memory_bytes() -> Option<f64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
+    Ok(Hardware::named(&args.gpu, dtype, args.count, args.utilisation, args.parallel_efficiency)?)
 }
 
 /// 1234 s -> "20 min 34 s".
