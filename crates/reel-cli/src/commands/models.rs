@@ -1,7 +1,15 @@
 //! `reel models`: the model configurations reel knows by name.
 
 use clap::Args;
-use reel_models::wan::published_models;
+use reel_models::wan::{published_models, LatentGeometry, WanTransformerConfig};
+use reel_sampling::checkpoint::WanCheckpoint;
+
+/// The bundled demo model's transformer configuration and latent geometry, when this build
+/// carries it.
+fn bundled_demo() -> Option<(WanTransformerConfig, LatentGeometry)> {
+    let checkpoint = WanCheckpoint::open(reel_demo::bundled::checkpoint_dir().ok()?).ok()?;
+    Some((checkpoint.transformer_config().ok()?, checkpoint.geometry().ok()?))
+}
 
 #[derive(Args)]
 pub struct ModelsArgs {
@@ -26,6 +34,17 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
                     "size_multiple": m.latents.size_multiple(),
                 })
             })
+            .chain(bundled_demo().map(|(demo, latents)| {
+                serde_json::json!({
+                    "name": "demo",
+                    "repo_id": null,
+                    "transformer_parameters": demo.parameter_count(),
+                    "experts": 1,
+                    "layers": demo.num_layers,
+                    "latent_channels": latents.channels,
+                    "size_multiple": latents.size_multiple(),
+                })
+            }))
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -38,6 +57,10 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             m.name, m.repo_id, billions, m.experts, m.transformer.num_layers
         );
     }
-    println!("\nWeights are not bundled: point --model at a checkpoint folder in the diffusers layout.");
+    if let Some((demo, _)) = bundled_demo() {
+        println!("{:<18} {:<34} {:>10.2}M {:>7} {:>6}", "demo", "(bundled with reel)", demo.parameter_count() as f64 / 1e6, 1, demo.num_layers);
+    }
+    println!("\nWeights of the published models are not bundled: point --model at a checkpoint folder in the");
+    println!("diffusers layout or a hub id. `demo` is reel's own small model, built into the binary.");
     Ok(())
 }
