@@ -28,6 +28,10 @@ enum BenchTarget {
     Pipeline(PipelineBench),
     /// Encode a synthetic clip as MP4, GIF and WebP: time per frame and file sizes
     Media(MediaBench),
+    /// Compare `reel estimate`'s predictions for this CPU with measured runs: the bundled demo
+    /// model's generation, and a published configuration's transformer forward and VAE decode
+    /// with random weights
+    Estimate(EstimateBench),
     /// Throughput of the studio's API alone: create + retrieve against an in-process server
     /// without workers (no generation)
     Api(ApiBench),
@@ -98,6 +102,15 @@ struct PipelineBench {
 }
 
 #[derive(Args)]
+struct EstimateBench {
+    #[command(flatten)]
+    shape: BenchShape,
+    /// Compute dtype of the text encoder and transformer
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+}
+
+#[derive(Args)]
 struct TransformerBench {
     #[command(flatten)]
     shape: BenchShape,
@@ -126,6 +139,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Transformer(bench) => transformer(bench),
         BenchTarget::Pipeline(bench) => pipeline(bench),
         BenchTarget::Media(bench) => media(bench),
+        BenchTarget::Estimate(bench) => super::estimate_bench::run(&bench.shape.model, bench.shape.frames, bench.shape.height, bench.shape.width, &bench.dtype),
         BenchTarget::Api(bench) => api(bench),
     }
 }
