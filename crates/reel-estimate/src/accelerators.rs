@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::estimate::Hardware;
+use crate::cost::vae_decode;
+use crate::estimate::{CallOverhead, Hardware, MeasuredRates};
 use crate::{EstimateError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,15 +58,17 @@ impl Hardware {
             return Err(EstimateError::Input("the device count must be 1 or more".into()));
         }
         if name.eq_ignore_ascii_case("cpu") {
-            let flops = cpu_flops(dtype)?;
+            let cpu = cpu_calibration(dtype)?;
             return Ok(Self {
-                name: format!("this CPU ({} threads, {:.0} GFLOP/s measured in {dtype:?})", candle_core::utils::get_num_threads(), flops / 1e9),
-                peak_flops: flops,
+                name: format!("this CPU ({} threads, rates measured in {dtype:?})", candle_core::utils::get_num_threads()),
+                peak_flops: cpu.rates.matmul.iter().map(|(_, r)| *r).fold(0.0, f64::max),
                 memory_bytes: system_memory_bytes().unwrap_or(f64::INFINITY),
                 watts: CPU_WATTS,
                 count,
                 utilisation: utilisation.unwrap_or(1.0),
                 parallel_efficiency,
+                measured: Some(cpu.rates.clone()),
+                overhead: cpu.overhead,
             });
         }
         let device = accelerator(name).ok_or_else(|| {
@@ -80,33 +83,94 @@ impl Hardware {
             count,
             utilisation: utilisation.unwrap_or(GPU_UTILISATION),
             parallel_efficiency,
+            measured: None,
+            overhead: CallOverhead::default(),
         })
     }
 }
 
-/// This CPU's matrix-product rate in `dtype` on products of a video transformer's shape (about a
-/// second of measuring, once per process and dtype).
-fn cpu_flops(dtype: DType) -> Result<f64> {
-    static F32: OnceLock<f64> = OnceLock::new();
-    static HALF: OnceLock<f64> = OnceLock::new();
+/// What this CPU achieves, measured on reel's own layers.
+#[derive(Debug, Clone)]
+struct CpuCalibration {
+    rates: MeasuredRates,
+    overhead: CallOverhead,
+}
+
+/// Measures this CPU once per process and dtype (a few seconds): the rate of matrix products of a
+/// video transformer's shape and of a VAE-sized convolution, and the fixed cost of a transformer
+/// block and of a VAE convolution call on models so small that their arithmetic is negligible.
+fn cpu_calibration(dtype: DType) -> Result<CpuCalibration> {
+    static F32: OnceLock<CpuCalibration> = OnceLock::new();
+    static HALF: OnceLock<CpuCalibration> = OnceLock::new();
     let cell = if dtype == DType::F32 { &F32 } else { &HALF };
-    if let Some(flops) = cell.get() {
-        return Ok(*flops);
+    if let Some(calibration) = cell.get() {
+        return Ok(calibration.clone());
     }
-    let measure = || -> candle_core::Result<f64> {
-        let (m, k, n) = (1024usize, 1536usize, 1536usize);
-        let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?.to_dtype(dtype)?;
-        let b = Tensor::randn(0f32, 1.0, (k, n), &Device::Cpu)?.to_dtype(dtype)?;
-        a.matmul(&b)?;
-        let (mut runs, started) = (0u32, Instant::now());
-        while runs < 3 || started.elapsed().as_secs_f64() < 1.0 {
-            a.matmul(&b)?;
-            runs += 1;
-        }
-        Ok(2.0 * (m * k * n) as f64 * runs as f64 / started.elapsed().as_secs_f64())
+    let measured = measure_cpu(dtype).map_err(|e| EstimateError::Input(format!("cannot measure this CPU: {e}")))?;
+    Ok(cell.get_or_init(|| measured).clone())
+}
+
+/// Median seconds of `f` over runs filling about `budget` seconds (at least three).
+fn time(budget: f64, mut f: impl FnMut() -> candle_core::Result<()>) -> candle_core::Result<f64> {
+    f()?;
+    let mut runs = Vec::new();
+    let started = Instant::now();
+    while runs.len() < 3 || started.elapsed().as_secs_f64() < budget {
+        let run = Instant::now();
+        f()?;
+        runs.push(run.elapsed().as_secs_f64());
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[runs.len() / 2])
+}
+
+fn measure_cpu(dtype: DType) -> candle_core::Result<CpuCalibration> {
+    use reel_models::nn::conv::CausalConv3d;
+    use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
+    use reel_models::weights::random_var_builder;
+    let cpu = Device::Cpu;
+
+    let rows = 1024usize;
+    let mut matmul = Vec::new();
+    for width in [16usize, 32, 64, 128, 256, 512, 1024, 1536, 2048] {
+        let a = Tensor::randn(0f32, 1.0, (rows, width), &cpu)?.to_dtype(dtype)?;
+        let b = Tensor::randn(0f32, 1.0, (width, width), &cpu)?.to_dtype(dtype)?;
+        matmul.push((width, 2.0 * (rows * width * width) as f64 / time(0.15, || a.matmul(&b).map(drop))?));
+    }
+    let (frames, side) = (4usize, 32usize);
+    let mut conv = Vec::new();
+    for width in [4usize, 8, 16, 32, 64, 128, 256] {
+        let layer = CausalConv3d::cube(width, width, 3, random_var_builder(DType::F32, &cpu))?;
+        let x = Tensor::randn(0f32, 1.0, (1, width, frames, side, side), &cpu)?;
+        let flops = 2.0 * 27.0 * (width * width * frames * side * side) as f64;
+        conv.push((width, flops / time(0.15, || layer.forward(&x, None).map(drop))?));
+    }
+
+    // Blocks: the difference between transformers of 1 and 5 tiny layers, per layer.
+    let tiny = |layers: usize| -> candle_core::Result<f64> {
+        let mut config: WanTransformerConfig = serde_json::from_str("{}").expect("defaults deserialize");
+        (config.num_attention_heads, config.attention_head_dim, config.ffn_dim, config.num_layers) = (2, 8, 32, layers);
+        (config.in_channels, config.out_channels, config.text_dim, config.freq_dim) = (4, Some(4), 16, 16);
+        let model = WanTransformer::new(&config, random_var_builder(dtype, &cpu)).map_err(candle_core::Error::wrap)?;
+        let latents = Tensor::randn(0f32, 1.0, (1, 4, 1, 4, 4), &cpu)?;
+        let context = Tensor::randn(0f32, 1.0, (1, 4, 16), &cpu)?.to_dtype(dtype)?;
+        let timestep = Tensor::new(&[500f32], &cpu)?;
+        time(0.3, || model.forward(&latents, &timestep, &context).map(drop).map_err(candle_core::Error::wrap))
     };
-    let flops = measure().map_err(|e| EstimateError::Input(format!("cannot measure this CPU: {e}")))?;
-    Ok(*cell.get_or_init(|| flops))
+    let block_seconds = ((tiny(5)? - tiny(1)?) / 4.0).max(0.0);
+
+    // Convolution calls: a tiny VAE's decode, per call.
+    let config: WanVaeConfig = serde_json::from_value(serde_json::json!({
+        "base_dim": 4, "z_dim": 4, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 1, "attn_scales": [],
+        "temperal_downsample": [false, true, true], "latents_mean": [0.0, 0.0, 0.0, 0.0], "latents_std": [1.0, 1.0, 1.0, 1.0]
+    }))
+    .expect("a valid VAE configuration");
+    let vae = WanVae::new(&config, random_var_builder(DType::F32, &cpu)).map_err(candle_core::Error::wrap)?;
+    let latents = Tensor::randn(0f32, 1.0, (1, 4, 2, 2, 2), &cpu)?;
+    let decode = time(0.3, || vae.decode(&latents, None).map(drop).map_err(candle_core::Error::wrap))?;
+    let conv_seconds = decode / vae_decode(&config, 2, 2, 2).calls;
+
+    Ok(CpuCalibration { rates: MeasuredRates { matmul, conv }, overhead: CallOverhead { block_seconds, conv_seconds } })
 }
 
 fn system_memory_bytes() -> Option<f64> {

@@ -6,16 +6,25 @@ use reel_models::umt5::Umt5Config;
 use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 
 /// Operations and parameters of one stage.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Work {
     pub flops: f64,
     pub parameters: f64,
+    /// Layer calls (transformer blocks, convolutions): what per-call overheads are charged on.
+    pub calls: f64,
+    /// The FLOPs by the width of their products (model width or head size for matrix products,
+    /// input channels for convolutions): narrow products run far below a processor's peak.
+    pub flops_by_width: Vec<(usize, f64)>,
 }
 
 impl Work {
-    fn add(&mut self, other: Work) {
-        self.flops += other.flops;
-        self.parameters += other.parameters;
+    /// Adds `flops` done by products of `width`.
+    fn at_width(&mut self, width: usize, flops: f64) {
+        self.flops += flops;
+        match self.flops_by_width.iter_mut().find(|(w, _)| *w == width) {
+            Some((_, total)) => *total += flops,
+            None => self.flops_by_width.push((width, flops)),
+        }
     }
 }
 
@@ -28,15 +37,19 @@ pub fn text_encoder(config: &Umt5Config, tokens: usize) -> Work {
     let ffn = (ffn_inputs + 1.0) * d * config.d_ff as f64;
     let per_layer_params = 4.0 * d * inner + ffn + 2.0 * d + (config.relative_attention_num_buckets * config.num_heads) as f64;
     let layers = config.num_layers as f64;
-    Work {
-        flops: layers * (2.0 * l * (4.0 * d * inner + ffn) + 4.0 * l * l * inner),
-        parameters: config.vocab_size as f64 * d + layers * per_layer_params + d,
-    }
+    let mut work = Work { parameters: config.vocab_size as f64 * d + layers * per_layer_params + d, calls: layers, ..Work::default() };
+    work.at_width(config.d_model, layers * 2.0 * l * (4.0 * d * inner + ffn));
+    work.at_width(config.d_kv, layers * 4.0 * l * l * inner);
+    work
 }
 
 /// One transformer forward over `tokens` video tokens attending to `text_tokens` prompt tokens.
 pub fn transformer_forward(config: &WanTransformerConfig, tokens: usize, text_tokens: usize) -> Work {
-    Work { flops: config.forward_flops(tokens, text_tokens).total(), parameters: config.parameter_count() as f64 }
+    let flops = config.forward_flops(tokens, text_tokens);
+    let mut work = Work { parameters: config.parameter_count() as f64, calls: config.num_layers as f64, ..Work::default() };
+    work.at_width(config.inner_dim(), flops.linear);
+    work.at_width(config.attention_head_dim, flops.self_attention + flops.cross_attention);
+    work
 }
 
 /// Counts convolutions over a feature map of `voxels` positions.
@@ -49,7 +62,9 @@ impl ConvCounter {
     /// `positions` output positions.
     fn conv(&mut self, taps: f64, c_in: usize, c_out: usize, positions: f64) {
         let weights = taps * c_in as f64 * c_out as f64;
-        self.work.add(Work { flops: 2.0 * weights * positions, parameters: weights + c_out as f64 });
+        self.work.at_width(c_in, 2.0 * weights * positions);
+        self.work.parameters += weights + c_out as f64;
+        self.work.calls += 1.0;
     }
 
     /// Wan's residual block: two (RMS norm, 3x3x3 convolution) steps and a 1x1x1 shortcut when
@@ -68,7 +83,7 @@ impl ConvCounter {
         self.work.parameters += c as f64;
         self.conv(1.0, c, 3 * c, frames * pixels);
         self.conv(1.0, c, c, frames * pixels);
-        self.work.flops += frames * 4.0 * pixels * pixels * c as f64;
+        self.work.at_width(c, frames * 4.0 * pixels * pixels * c as f64);
     }
 }
 
@@ -112,6 +127,8 @@ pub fn vae_decode(config: &WanVaeConfig, latent_frames: usize, latent_height: us
     }
     count.work.parameters += dims[levels] as f64;
     count.conv(27.0, dims[levels], config.out_channels, t * h * w);
+    // The decoder runs once per latent frame.
+    count.work.calls *= latent_frames as f64;
     count.work
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::cost::{text_encoder, transformer_forward, vae_decode, vae_parameters};
+use crate::cost::{text_encoder, transformer_forward, vae_decode, vae_parameters, Work};
 use crate::spec::ModelSpec;
 use crate::{EstimateError, Result};
 
@@ -38,6 +38,51 @@ pub struct Hardware {
     /// How much of the ideal speed-up `count` devices give (sequence parallelism spends some time
     /// exchanging activations); 1 for one device.
     pub parallel_efficiency: f64,
+    /// Rates measured on this machine, by the width of the products; without them every product
+    /// runs at the peak times the utilisation.
+    pub measured: Option<MeasuredRates>,
+    /// Fixed time per layer call, whatever its size: framework and memory overheads that dominate
+    /// small models on CPUs (measured there; negligible on GPUs, taken as 0).
+    pub overhead: CallOverhead,
+}
+
+/// Achieved FLOP/s by width: (width, FLOP/s) pairs in increasing width.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MeasuredRates {
+    /// Matrix products of (1024 x width) by (width x width).
+    pub matmul: Vec<(usize, f64)>,
+    /// 3x3x3 convolutions of `width` channels to `width` channels, in f32.
+    pub conv: Vec<(usize, f64)>,
+}
+
+impl MeasuredRates {
+    /// The rate at `width`, interpolated between measured widths on log scales (clamped outside).
+    fn at(table: &[(usize, f64)], width: usize) -> f64 {
+        let w = (width.max(1) as f64).ln();
+        let first = table.first().expect("measured rates are not empty");
+        let last = table.last().expect("measured rates are not empty");
+        if w <= (first.0 as f64).ln() {
+            return first.1;
+        }
+        for pair in table.windows(2) {
+            let ((w0, r0), (w1, r1)) = (pair[0], pair[1]);
+            let (l0, l1) = ((w0 as f64).ln(), (w1 as f64).ln());
+            if w <= l1 {
+                let t = (w - l0) / (l1 - l0);
+                return (r0.ln() + t * (r1.ln() - r0.ln())).exp();
+            }
+        }
+        last.1
+    }
+}
+
+/// Seconds each layer call costs beyond its arithmetic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CallOverhead {
+    /// Per transformer or text-encoder block.
+    pub block_seconds: f64,
+    /// Per VAE convolution (with its norm and activation).
+    pub conv_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,14 +145,28 @@ pub fn estimate(model: &ModelSpec, video: &VideoSpec, hardware: &Hardware, price
     let passes = if guided { 2.0 } else { 1.0 };
     let bytes = video.dtype_bytes as f64;
 
-    let speed = hardware.peak_flops * hardware.utilisation * hardware.count as f64 * if hardware.count > 1 { hardware.parallel_efficiency } else { 1.0 };
-    let stage = |name: &'static str, flops: f64, weight_bytes: f64, activation_bytes: f64| StageEstimate {
+    let devices = hardware.count as f64 * if hardware.count > 1 { hardware.parallel_efficiency } else { 1.0 };
+    // Seconds of arithmetic of `work` done by matrix products or (`convolutions`) by convolutions.
+    let arithmetic = |work: &Work, convolutions: bool| -> f64 {
+        work.flops_by_width
+            .iter()
+            .map(|&(width, flops)| {
+                let rate = match &hardware.measured {
+                    Some(rates) => MeasuredRates::at(if convolutions { &rates.conv } else { &rates.matmul }, width),
+                    None => hardware.peak_flops,
+                };
+                flops / (rate * hardware.utilisation * devices)
+            })
+            .sum()
+    };
+    let stage = |name: &'static str, flops: f64, seconds: f64, weight_bytes: f64, activation_bytes: f64| StageEstimate {
         stage: name,
         flops,
-        seconds: flops / speed,
+        seconds,
         weight_bytes,
         activation_bytes,
     };
+    let overhead = hardware.overhead;
 
     let encoder = text_encoder(&model.text_encoder, model.text_tokens);
     let encoder_activations = model.text_tokens as f64 * (model.text_encoder.d_ff + 4 * model.text_encoder.d_model) as f64 * bytes;
@@ -122,22 +181,52 @@ pub fn estimate(model: &ModelSpec, video: &VideoSpec, hardware: &Hardware, price
     let out_pixels = (video.width * video.height) as f64;
     let vae_activations = 4.0 * 4.0 * model.vae.decoder_base_dim() as f64 * out_pixels * 4.0;
     let stages = vec![
-        stage("text encoder", passes * encoder.flops, encoder.parameters * bytes, encoder_activations),
-        stage("transformer", evaluations * forward.flops, forward.parameters * bytes, transformer_activations),
-        stage("vae decode", decode.flops, vae_parameters(&model.vae) * 4.0, vae_activations),
+        stage(
+            "text encoder",
+            passes * encoder.flops,
+            passes * (arithmetic(&encoder, false) + encoder.calls * overhead.block_seconds),
+            encoder.parameters * bytes,
+            encoder_activations,
+        ),
+        stage(
+            "transformer",
+            evaluations * forward.flops,
+            evaluations * (arithmetic(&forward, false) + forward.calls * overhead.block_seconds),
+            forward.parameters * bytes,
+            transformer_activations,
+        ),
+        stage(
+            "vae decode",
+            decode.flops,
+            arithmetic(&decode, true) + decode.calls * overhead.conv_seconds,
+            vae_parameters(&model.vae) * 4.0,
+            vae_activations,
+        ),
     ];
     let total_flops: f64 = stages.iter().map(|s| s.flops).sum();
     let seconds: f64 = stages.iter().map(|s| s.seconds).sum();
     let peak_memory_bytes = stages.iter().map(|s| s.weight_bytes + s.activation_bytes).fold(0.0, f64::max);
     let device_hours = hardware.count as f64 * seconds / 3600.0;
     let mut assumptions = vec![
-        format!("{:.0}% of the peak {:.0} TFLOP/s per device is achieved (model FLOPs utilisation)", hardware.utilisation * 100.0, hardware.peak_flops / 1e12),
+        match hardware.measured {
+            Some(_) => format!("{:.0}% of the rates measured on this machine are achieved", hardware.utilisation * 100.0),
+            None => format!("{:.0}% of the peak {:.0} TFLOP/s per device is achieved (model FLOPs utilisation)", hardware.utilisation * 100.0, hardware.peak_flops / 1e12),
+        },
         format!("{} prompt tokens; the transformer attends over {tokens} video tokens", model.text_tokens),
         format!("{} transformer evaluations: {} steps{}{}", evaluations, video.steps, if guided { " x 2 for guidance" } else { "" },
             if video.step_cache > 0.0 { format!(", {:.0}% served from a step cache", video.step_cache * 100.0) } else { String::new() }),
         "components are loaded one at a time, so memory is that of the largest stage".into(),
         format!("weights and activations in {}-byte floats, the VAE in f32", video.dtype_bytes),
     ];
+    if let Some(rates) = &hardware.measured {
+        let list = |table: &[(usize, f64)]| table.iter().map(|(w, r)| format!("{w}: {:.0}", r / 1e9)).collect::<Vec<_>>().join(", ");
+        assumptions.push(format!("measured here, GFLOP/s by width: matrix products {}; convolutions {}", list(&rates.matmul), list(&rates.conv)));
+        assumptions.push(format!(
+            "measured here: {:.2} ms of overhead per transformer block call, {:.3} ms per VAE convolution call",
+            overhead.block_seconds * 1e3,
+            overhead.conv_seconds * 1e3
+        ));
+    }
     if model.experts == 2 {
         assumptions.push("two experts take turns; only one is in memory at a time".into());
     }

@@ -8,7 +8,7 @@ pub mod estimate;
 pub mod spec;
 
 pub use accelerators::{accelerator, Accelerator, ACCELERATORS, GPU_UTILISATION};
-pub use estimate::{estimate, Estimate, Hardware, StageEstimate, VideoSpec};
+pub use estimate::{estimate, CallOverhead, Estimate, Hardware, MeasuredRates, StageEstimate, VideoSpec};
 pub use spec::{ModelDefaults, ModelSpec};
 
 #[derive(Debug, thiserror::Error)]
