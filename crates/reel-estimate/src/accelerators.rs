@@ -61,7 +61,7 @@ impl Hardware {
             let cpu = cpu_calibration(dtype)?;
             return Ok(Self {
                 name: format!("this CPU ({} threads, rates measured in {dtype:?})", candle_core::utils::get_num_threads()),
-                peak_flops: cpu.rates.matmul.iter().map(|(_, r)| *r).fold(0.0, f64::max),
+                peak_flops: cpu.rates.matmul.iter().flat_map(|(_, table)| table.iter().map(|(_, r)| *r)).fold(0.0, f64::max),
                 memory_bytes: system_memory_bytes().unwrap_or(f64::INFINITY),
                 watts: CPU_WATTS,
                 count,
@@ -130,12 +130,15 @@ fn measure_cpu(dtype: DType) -> candle_core::Result<CpuCalibration> {
     use reel_models::weights::random_var_builder;
     let cpu = Device::Cpu;
 
-    let rows = 1024usize;
     let mut matmul = Vec::new();
-    for width in [16usize, 32, 64, 128, 256, 512, 1024, 1536, 2048] {
-        let a = Tensor::randn(0f32, 1.0, (rows, width), &cpu)?.to_dtype(dtype)?;
-        let b = Tensor::randn(0f32, 1.0, (width, width), &cpu)?.to_dtype(dtype)?;
-        matmul.push((width, 2.0 * (rows * width * width) as f64 / time(0.15, || a.matmul(&b).map(drop))?));
+    for rows in [64usize, 256, 1024] {
+        let mut table = Vec::new();
+        for width in [16usize, 32, 64, 128, 256, 512, 1024, 2048] {
+            let a = Tensor::randn(0f32, 1.0, (rows, width), &cpu)?.to_dtype(dtype)?;
+            let b = Tensor::randn(0f32, 1.0, (width, width), &cpu)?.to_dtype(dtype)?;
+            table.push((width, 2.0 * (rows * width * width) as f64 / time(0.08, || a.matmul(&b).map(drop))?));
+        }
+        matmul.push((rows, table));
     }
     let (frames, side) = (4usize, 32usize);
     let mut conv = Vec::new();

@@ -12,18 +12,19 @@ pub struct Work {
     pub parameters: f64,
     /// Layer calls (transformer blocks, convolutions): what per-call overheads are charged on.
     pub calls: f64,
-    /// The FLOPs by the width of their products (model width or head size for matrix products,
-    /// input channels for convolutions): narrow products run far below a processor's peak.
-    pub flops_by_width: Vec<(usize, f64)>,
+    /// The FLOPs by the shape of their products: (rows, width, FLOPs), with the rows (tokens) and
+    /// width (model width or head size) of matrix products, or 0 rows and the input channels of
+    /// convolutions. Short and narrow products run far below a processor's peak.
+    pub flops_by_shape: Vec<(usize, usize, f64)>,
 }
 
 impl Work {
-    /// Adds `flops` done by products of `width`.
-    fn at_width(&mut self, width: usize, flops: f64) {
+    /// Adds `flops` done by products of `rows` by `width`.
+    fn at(&mut self, rows: usize, width: usize, flops: f64) {
         self.flops += flops;
-        match self.flops_by_width.iter_mut().find(|(w, _)| *w == width) {
-            Some((_, total)) => *total += flops,
-            None => self.flops_by_width.push((width, flops)),
+        match self.flops_by_shape.iter_mut().find(|(r, w, _)| (*r, *w) == (rows, width)) {
+            Some((_, _, total)) => *total += flops,
+            None => self.flops_by_shape.push((rows, width, flops)),
         }
     }
 }
@@ -38,8 +39,8 @@ pub fn text_encoder(config: &Umt5Config, tokens: usize) -> Work {
     let per_layer_params = 4.0 * d * inner + ffn + 2.0 * d + (config.relative_attention_num_buckets * config.num_heads) as f64;
     let layers = config.num_layers as f64;
     let mut work = Work { parameters: config.vocab_size as f64 * d + layers * per_layer_params + d, calls: layers, ..Work::default() };
-    work.at_width(config.d_model, layers * 2.0 * l * (4.0 * d * inner + ffn));
-    work.at_width(config.d_kv, layers * 4.0 * l * l * inner);
+    work.at(tokens, config.d_model, layers * 2.0 * l * (4.0 * d * inner + ffn));
+    work.at(tokens, config.d_kv, layers * 4.0 * l * l * inner);
     work
 }
 
@@ -47,8 +48,8 @@ pub fn text_encoder(config: &Umt5Config, tokens: usize) -> Work {
 pub fn transformer_forward(config: &WanTransformerConfig, tokens: usize, text_tokens: usize) -> Work {
     let flops = config.forward_flops(tokens, text_tokens);
     let mut work = Work { parameters: config.parameter_count() as f64, calls: config.num_layers as f64, ..Work::default() };
-    work.at_width(config.inner_dim(), flops.linear);
-    work.at_width(config.attention_head_dim, flops.self_attention + flops.cross_attention);
+    work.at(tokens, config.inner_dim(), flops.linear);
+    work.at(tokens, config.attention_head_dim, flops.self_attention + flops.cross_attention);
     work
 }
 
@@ -62,7 +63,7 @@ impl ConvCounter {
     /// `positions` output positions.
     fn conv(&mut self, taps: f64, c_in: usize, c_out: usize, positions: f64) {
         let weights = taps * c_in as f64 * c_out as f64;
-        self.work.at_width(c_in, 2.0 * weights * positions);
+        self.work.at(0, c_in, 2.0 * weights * positions);
         self.work.parameters += weights + c_out as f64;
         self.work.calls += 1.0;
     }
@@ -83,7 +84,7 @@ impl ConvCounter {
         self.work.parameters += c as f64;
         self.conv(1.0, c, 3 * c, frames * pixels);
         self.conv(1.0, c, c, frames * pixels);
-        self.work.at_width(c, frames * 4.0 * pixels * pixels * c as f64);
+        self.work.at(0, c, frames * 4.0 * pixels * pixels * c as f64);
     }
 }
 

@@ -46,34 +46,45 @@ pub struct Hardware {
     pub overhead: CallOverhead,
 }
 
-/// Achieved FLOP/s by width: (width, FLOP/s) pairs in increasing width.
+/// Achieved FLOP/s measured on this machine.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MeasuredRates {
-    /// Matrix products of (1024 x width) by (width x width).
-    pub matmul: Vec<(usize, f64)>,
-    /// 3x3x3 convolutions of `width` channels to `width` channels, in f32.
+    /// Matrix products of (rows x width) by (width x width): for each measured row count, its
+    /// (width, FLOP/s) pairs in increasing width; row counts increase.
+    pub matmul: Vec<(usize, Vec<(usize, f64)>)>,
+    /// 3x3x3 convolutions of `width` channels to `width` channels, in f32: (width, FLOP/s).
     pub conv: Vec<(usize, f64)>,
 }
 
 impl MeasuredRates {
-    /// The rate at `width`, interpolated between measured widths on log scales (clamped outside).
-    fn at(table: &[(usize, f64)], width: usize) -> f64 {
-        let w = (width.max(1) as f64).ln();
-        let first = table.first().expect("measured rates are not empty");
-        let last = table.last().expect("measured rates are not empty");
-        if w <= (first.0 as f64).ln() {
-            return first.1;
-        }
-        for pair in table.windows(2) {
-            let ((w0, r0), (w1, r1)) = (pair[0], pair[1]);
-            let (l0, l1) = ((w0 as f64).ln(), (w1 as f64).ln());
-            if w <= l1 {
-                let t = (w - l0) / (l1 - l0);
-                return (r0.ln() + t * (r1.ln() - r0.ln())).exp();
-            }
-        }
-        last.1
+    /// The matrix-product rate at `rows` x `width`, interpolated on log scales (clamped outside).
+    pub fn matmul_at(&self, rows: usize, width: usize) -> f64 {
+        let by_rows: Vec<(usize, f64)> = self.matmul.iter().map(|(r, table)| (*r, interpolate(table, width))).collect();
+        interpolate(&by_rows, rows)
     }
+
+    pub fn conv_at(&self, width: usize) -> f64 {
+        interpolate(&self.conv, width)
+    }
+}
+
+/// The value at `x` of a table of (x, value) pairs in increasing x, interpolated between them on
+/// log scales and clamped outside them.
+fn interpolate(table: &[(usize, f64)], x: usize) -> f64 {
+    let lx = (x.max(1) as f64).ln();
+    let (first, last) = (table.first().expect("a measured table"), table.last().expect("a measured table"));
+    if lx <= (first.0 as f64).ln() {
+        return first.1;
+    }
+    for pair in table.windows(2) {
+        let ((x0, v0), (x1, v1)) = (pair[0], pair[1]);
+        let (l0, l1) = ((x0 as f64).ln(), (x1 as f64).ln());
+        if lx <= l1 {
+            let t = (lx - l0) / (l1 - l0);
+            return (v0.ln() + t * (v1.ln() - v0.ln())).exp();
+        }
+    }
+    last.1
 }
 
 /// Seconds each layer call costs beyond its arithmetic.
@@ -148,11 +159,12 @@ pub fn estimate(model: &ModelSpec, video: &VideoSpec, hardware: &Hardware, price
     let devices = hardware.count as f64 * if hardware.count > 1 { hardware.parallel_efficiency } else { 1.0 };
     // Seconds of arithmetic of `work` done by matrix products or (`convolutions`) by convolutions.
     let arithmetic = |work: &Work, convolutions: bool| -> f64 {
-        work.flops_by_width
+        work.flops_by_shape
             .iter()
-            .map(|&(width, flops)| {
+            .map(|&(rows, width, flops)| {
                 let rate = match &hardware.measured {
-                    Some(rates) => MeasuredRates::at(if convolutions { &rates.conv } else { &rates.matmul }, width),
+                    Some(rates) if convolutions => rates.conv_at(width),
+                    Some(rates) => rates.matmul_at(rows, width),
                     None => hardware.peak_flops,
                 };
                 flops / (rate * hardware.utilisation * devices)
@@ -220,7 +232,12 @@ pub fn estimate(model: &ModelSpec, video: &VideoSpec, hardware: &Hardware, price
     ];
     if let Some(rates) = &hardware.measured {
         let list = |table: &[(usize, f64)]| table.iter().map(|(w, r)| format!("{w}: {:.0}", r / 1e9)).collect::<Vec<_>>().join(", ");
-        assumptions.push(format!("measured here, GFLOP/s by width: matrix products {}; convolutions {}", list(&rates.matmul), list(&rates.conv)));
+        let products: Vec<String> = rates.matmul.iter().map(|(rows, table)| format!("{rows} rows [{}]", list(table))).collect();
+        assumptions.push(format!(
+            "measured here, GFLOP/s by width: matrix products {}; convolutions [{}]",
+            products.join(", "),
+            list(&rates.conv)
+        ));
         assumptions.push(format!(
             "measured here: {:.2} ms of overhead per transformer block call, {:.3} ms per VAE convolution call",
             overhead.block_seconds * 1e3,
