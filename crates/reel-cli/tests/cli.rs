@@ -245,6 +245,11 @@ fn film_rejects_a_bad_storyboard_naming_the_shot_and_field() {
     std::fs::write(&path, "title: t\nmodel: demo\nshots:\n  - prompt: a\n    duration: 1\n    narration: hi\n").unwrap();
     let err = stderr_of(reel().arg("film").arg(&path).args(["-o", "film.gif"]));
     assert!(err.contains(".mp4"), "{err}");
+    let err = stderr_of(reel().arg("film").arg(&path).arg("-o").arg(dir.path().join("missing/film.mp4")));
+    assert!(err.contains("missing") && err.contains("does not exist"), "{err}");
+    std::fs::write(&path, "title: t\nmodel: demo\nvoice: {name: xx-nope}\nshots:\n  - prompt: a\n    duration: 1\n    narration: hi\n").unwrap();
+    let err = stderr_of(reel().arg("film").arg(&path).arg("-o").arg(dir.path().join("film.mp4")));
+    assert!(err.contains("voice.name") && err.contains("xx-nope"), "{err}");
 }
 
 fn estimate_json(args: &[&str]) -> serde_json::Value {

@@ -74,12 +74,19 @@ pub fn make_film(
             options.output.display()
         )));
     }
+    // Refuse what would fail only after every shot is rendered.
+    if let Some(folder) = options.output.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        return Err(FilmError::Io(format!("the folder {} for the film does not exist: create it first", folder.display())));
+    }
     storyboard.validate()?;
     let shots = storyboard.shots.len();
     let defaults = renderer.defaults().clone();
     let fps = storyboard.fps.or(defaults.fps).unwrap_or(DEFAULT_FPS);
 
     let voice = Voice { name: storyboard.voice.name.clone(), words_per_minute: storyboard.voice.words_per_minute };
+    if storyboard.shots.iter().any(|s| s.narration.is_some()) {
+        reel_media::tts::check(&voice).map_err(|e| FilmError::Storyboard(format!("voice.name: {e}")))?;
+    }
     let mut narrations: Vec<Option<Audio>> = Vec::with_capacity(shots);
     for (i, shot) in storyboard.shots.iter().enumerate() {
         let Some(text) = &shot.narration else {

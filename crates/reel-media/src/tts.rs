@@ -28,6 +28,12 @@ fn espeak_binary() -> PathBuf {
     std::env::var_os("REEL_ESPEAK").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("espeak-ng"))
 }
 
+/// Checks that espeak-ng runs and knows `voice` (it would otherwise fall back to its default voice
+/// without a word).
+pub fn check(voice: &Voice) -> Result<()> {
+    check_voice(&espeak_binary(), &voice.name)
+}
+
 /// Speaks `text`; the audio is espeak-ng's own (22.05 kHz mono).
 pub fn speak(text: &str, voice: &Voice) -> Result<Audio> {
     if text.trim().is_empty() {
