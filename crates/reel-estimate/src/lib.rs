@@ -9,7 +9,7 @@ pub mod spec;
 
 pub use accelerators::{accelerator, Accelerator, ACCELERATORS, GPU_UTILISATION};
 pub use estimate::{estimate, CallOverhead, Estimate, Hardware, MeasuredRates, StageEstimate, VideoSpec};
-pub use spec::{ModelDefaults, ModelSpec};
+pub use spec::ModelSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EstimateError {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use reel_models::umt5::Umt5Config;
 use reel_models::wan::{published_model, published_models, LatentGeometry, WanTransformerConfig, WanVaeConfig};
-use reel_sampling::checkpoint::WanCheckpoint;
+use reel_sampling::checkpoint::{GenerationDefaults, ResolvedDefaults, WanCheckpoint};
 
 use crate::{EstimateError, Result};
 
@@ -21,25 +21,9 @@ pub struct ModelSpec {
     pub vae: WanVaeConfig,
     /// Prompt tokens the text encoder runs on (Wan pads every prompt to 512).
     pub text_tokens: usize,
-    /// The model's own settings, where it has them (reel.json).
-    pub defaults: ModelDefaults,
-}
-
-/// Settings an estimate takes when the user gives none: the model's, else WanPipeline's.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ModelDefaults {
-    pub width: usize,
-    pub height: usize,
-    pub frames: usize,
-    pub fps: f64,
-    pub steps: usize,
-    pub guidance: f64,
-}
-
-impl Default for ModelDefaults {
-    fn default() -> Self {
-        Self { width: 832, height: 480, frames: 81, fps: 16.0, steps: 50, guidance: 5.0 }
-    }
+    /// Settings an estimate takes when the user gives none: the model's own (reel.json), else
+    /// WanPipeline's.
+    pub defaults: ResolvedDefaults,
 }
 
 impl ModelSpec {
@@ -57,7 +41,7 @@ impl ModelSpec {
             text_encoder: model.text_encoder,
             vae: model.vae,
             text_tokens: reel_sampling::prompt::DEFAULT_MAX_SEQUENCE_LENGTH,
-            defaults: ModelDefaults::default(),
+            defaults: GenerationDefaults::default().resolved(),
         })
     }
 
@@ -69,16 +53,7 @@ impl ModelSpec {
             .map_err(|e| EstimateError::Input(format!("cannot read {}: {e}", config_path.display())))?;
         let text_encoder: Umt5Config = serde_json::from_str(&text)
             .map_err(|e| EstimateError::Input(format!("{} is not a UMT5 configuration: {e}", config_path.display())))?;
-        let own = checkpoint.generation_defaults()?;
-        let wan = ModelDefaults::default();
-        let defaults = ModelDefaults {
-            width: own.width.unwrap_or(wan.width),
-            height: own.height.unwrap_or(wan.height),
-            frames: own.frames.unwrap_or(wan.frames),
-            fps: own.fps.unwrap_or(wan.fps),
-            steps: own.steps.unwrap_or(wan.steps),
-            guidance: own.guidance.unwrap_or(wan.guidance),
-        };
+        let defaults = checkpoint.generation_defaults()?.resolved();
         Ok(Self {
             name: name.to_string(),
             transformer: checkpoint.transformer_config()?,
@@ -86,7 +61,7 @@ impl ModelSpec {
             latents: checkpoint.geometry()?,
             text_encoder,
             vae: checkpoint.vae_config()?,
-            text_tokens: own.max_sequence_length.unwrap_or(reel_sampling::prompt::DEFAULT_MAX_SEQUENCE_LENGTH),
+            text_tokens: defaults.max_sequence_length,
             defaults,
         })
     }

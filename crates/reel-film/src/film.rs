@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use reel_media::subtitles::write_subtitles;
 use reel_media::tts::{speak, Voice};
 use reel_media::{write_video, Audio, VideoFormat, VideoFrames, VideoOptions};
-use reel_sampling::pipeline::GenerationRequest;
+use reel_sampling::pipeline::{GenerationRequest, DEFAULT_FPS};
 use reel_sampling::progress::Progress;
 
 use crate::assemble::{picture, soundtrack};
@@ -58,9 +58,6 @@ pub struct FilmReport {
 const SILENCE_THRESHOLD: f32 = 0.003;
 /// Silence kept around a spoken line.
 const SPEECH_MARGIN_SECONDS: f64 = 0.02;
-
-/// Playback rate when neither the storyboard nor the model gives one (Wan's).
-const DEFAULT_FPS: f64 = 16.0;
 
 pub fn make_film(
     storyboard: &Storyboard,

@@ -8,6 +8,7 @@ use reel_models::wan::{LatentGeometry, WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::{read_json, ComponentFolder};
 use serde::Deserialize;
 
+use crate::pipeline::{GenerationRequest, DEFAULT_FPS};
 use crate::scheduler::SchedulerConfig;
 use crate::{Result, SamplingError};
 
@@ -50,6 +51,33 @@ pub struct GenerationDefaults {
     pub steps: Option<usize>,
     pub guidance: Option<f64>,
     pub max_sequence_length: Option<usize>,
+}
+
+/// A model's settings with every gap filled by WanPipeline's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResolvedDefaults {
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+    pub fps: f64,
+    pub steps: usize,
+    pub guidance: f64,
+    pub max_sequence_length: usize,
+}
+
+impl GenerationDefaults {
+    pub fn resolved(&self) -> ResolvedDefaults {
+        let wan = GenerationRequest::new("");
+        ResolvedDefaults {
+            frames: self.frames.unwrap_or(wan.frames),
+            height: self.height.unwrap_or(wan.height),
+            width: self.width.unwrap_or(wan.width),
+            fps: self.fps.unwrap_or(DEFAULT_FPS),
+            steps: self.steps.unwrap_or(wan.steps),
+            guidance: self.guidance.unwrap_or(wan.guidance),
+            max_sequence_length: self.max_sequence_length.unwrap_or(wan.max_sequence_length),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,9 @@ pub enum VaeTiling {
 /// Frames above this many pixels are decoded in tiles under [`VaeTiling::Auto`].
 const AUTO_TILING_PIXELS: usize = 832 * 480;
 
+/// Playback rate of videos whose model names none: Wan's 16 frames per second.
+pub const DEFAULT_FPS: f64 = 16.0;
+
 /// One video to make.
 #[derive(Debug, Clone)]
 pub struct GenerationRequest {

@@ -35,11 +35,9 @@ impl ServedModel {
     /// A model from a checkpoint folder, with its `reel.json` defaults (else Wan's).
     pub fn from_checkpoint(name: &str, dir: PathBuf) -> Result<Self, String> {
         let checkpoint = WanCheckpoint::open(&dir).map_err(|e| e.to_string())?;
-        let defaults = checkpoint.generation_defaults().map_err(|e| e.to_string())?;
+        let defaults = checkpoint.generation_defaults().map_err(|e| e.to_string())?.resolved();
         let geometry = checkpoint.geometry().map_err(|e| e.to_string())?;
-        let fps = defaults.fps.unwrap_or(16.0);
-        let frames = defaults.frames.unwrap_or(81);
-        let (width, height) = (defaults.width.unwrap_or(832), defaults.height.unwrap_or(480));
+        let (fps, frames, width, height) = (defaults.fps, defaults.frames, defaults.width, defaults.height);
         Ok(Self {
             name: name.to_string(),
             checkpoint: dir,
@@ -48,8 +46,8 @@ impl ServedModel {
             fps,
             default_seconds: (frames - 1) as f64 / fps,
             max_seconds: 4.0 * (frames - 1) as f64 / fps,
-            steps: defaults.steps.unwrap_or(50),
-            guidance: defaults.guidance.unwrap_or(5.0),
+            steps: defaults.steps,
+            guidance: defaults.guidance,
             temporal: geometry.temporal,
             size_multiple: geometry.size_multiple(),
             max_pixels: 4 * width * height,

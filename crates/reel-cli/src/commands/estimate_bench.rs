@@ -67,7 +67,7 @@ fn demo_rows(hardware: &Hardware, dtype: DType) -> anyhow::Result<Vec<Row>> {
 fn published_rows(name: &str, frames: usize, height: usize, width: usize, hardware: &Hardware, dtype: DType) -> anyhow::Result<Vec<Row>> {
     let model = published_model(name).with_context(|| format!("unknown model '{name}'"))?;
     let spec = ModelSpec::published(name)?;
-    let predicted = estimate(&spec, &video((width, height, frames, 16.0), 1, 1.0, dtype), hardware, None)?;
+    let predicted = estimate(&spec, &video((width, height, frames, reel_sampling::pipeline::DEFAULT_FPS), 1, 1.0, dtype), hardware, None)?;
     let (t, h, w) = model.latents.latent_dims(frames, height, width)?;
     let device = Device::Cpu;
 

@@ -11,15 +11,12 @@ use reel_media::{write_video, VideoFormat, VideoFrames, VideoOptions};
 use reel_models::device::{parse_device, parse_dtype};
 use reel_models::hub::HubSettings;
 use reel_sampling::checkpoint::WanCheckpoint;
-use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline};
+use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline, DEFAULT_FPS};
 use reel_sampling::prompt::{DEFAULT_MAX_SEQUENCE_LENGTH, WAN_DEFAULT_NEGATIVE_PROMPT};
 use reel_sampling::scheduler::SchedulerChoice;
 
 use super::memory::peak_memory_bytes;
 use super::progress::StageBars;
-
-/// Playback rate when neither the user nor the checkpoint gives one (Wan's).
-const DEFAULT_FPS: f64 = 16.0;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TilingArg {
