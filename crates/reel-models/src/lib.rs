@@ -7,6 +7,7 @@
 pub mod device;
 pub mod error;
 pub mod hub;
+pub mod kernels;
 pub mod nn;
 #[doc(hidden)]
 pub mod testing;

@@ -32,6 +32,9 @@ enum BenchTarget {
     /// model's generation, and a published configuration's transformer forward and VAE decode
     /// with random weights
     Estimate(EstimateBench),
+    /// GFLOP/s of each matrix product of a published transformer's linear layers, with every
+    /// kernel this machine has
+    Matmul(MatmulBench),
     /// Throughput of the studio's API alone: create + retrieve against an in-process server
     /// without workers (no generation)
     Api(ApiBench),
@@ -111,6 +114,18 @@ struct EstimateBench {
 }
 
 #[derive(Args)]
+struct MatmulBench {
+    #[command(flatten)]
+    shape: BenchShape,
+    /// Prompt tokens (rows of the cross-attention key/value products)
+    #[arg(long, default_value_t = 512)]
+    text_tokens: usize,
+    /// Timed runs of each product
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+#[derive(Args)]
 struct TransformerBench {
     #[command(flatten)]
     shape: BenchShape,
@@ -140,6 +155,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Pipeline(bench) => pipeline(bench),
         BenchTarget::Media(bench) => media(bench),
         BenchTarget::Estimate(bench) => super::estimate_bench::run(&bench.shape.model, bench.shape.frames, bench.shape.height, bench.shape.width, &bench.dtype),
+        BenchTarget::Matmul(bench) => matmul(bench),
         BenchTarget::Api(bench) => api(bench),
     }
 }
@@ -236,6 +252,20 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn matmul(args: MatmulBench) -> anyhow::Result<()> {
+    let model = published(&args.shape.model)?;
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let tokens = video_tokens(&model, &args.shape)?;
+    super::matmul_bench::run(&model, tokens, args.text_tokens, args.runs)
+}
+
+/// Tokens the transformer sees for a video of the benchmark's shape.
+fn video_tokens(model: &PublishedModel, shape: &BenchShape) -> anyhow::Result<usize> {
+    let (frames, height, width) = model.latents.latent_dims(shape.frames, shape.height, shape.width)?;
+    let (pt, ph, pw) = model.transformer.patch();
+    Ok((frames / pt) * (height / ph) * (width / pw))
+}
+
 fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let model = published(&args.shape.model)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
@@ -243,8 +273,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let (frames, height, width) = model.latents.latent_dims(args.shape.frames, args.shape.height, args.shape.width)?;
     let config = &model.transformer;
-    let (pt, ph, pw) = config.patch();
-    let tokens = (frames / pt) * (height / ph) * (width / pw);
+    let tokens = video_tokens(&model, &args.shape)?;
 
     let build = Instant::now();
     let transformer = WanTransformer::new(config, random_var_builder(dtype, &device))?;

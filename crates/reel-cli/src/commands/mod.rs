@@ -4,6 +4,7 @@ mod estimate_bench;
 pub mod eval;
 pub mod film;
 pub mod generate;
+mod matmul_bench;
 pub mod memory;
 pub mod models;
 pub mod progress;

@@ -4,7 +4,10 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
+use half::bf16;
+
 use super::flops::record_matmul;
+use crate::kernels::{self, bf16_attention::{self, AttentionShape}};
 
 /// Upper bound for one chunk's f32 score matrix, in bytes.
 const SCORE_BUDGET_BYTES: usize = 256 << 20;
@@ -19,8 +22,18 @@ pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Resul
 /// softmax(scale * q kᵀ + bias) v, with an optional additive f32 `bias` that broadcasts to
 /// (batch, heads, q_len, kv_len) (position biases, masks).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&Tensor>) -> Result<Tensor> {
-    let (batch, heads, q_len, _) = q.dims4()?;
+    let (batch, heads, q_len, head_dim) = q.dims4()?;
     let kv_len = k.dim(2)?;
+    let training = [q, k, v].iter().any(|t| t.track_op());
+    if !training && kernels::use_bf16_kernel(q.dtype(), q.device()) && k.dtype() == q.dtype() && v.dtype() == q.dtype() {
+        record_matmul(batch * heads, q_len, head_dim, kv_len);
+        record_matmul(batch * heads, q_len, kv_len, head_dim);
+        let values = |t: &Tensor| t.flatten_all()?.to_vec1::<bf16>();
+        let bias = bias.map(|b| b.broadcast_as((batch, heads, q_len, kv_len))?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()).transpose()?;
+        let shape = AttentionShape { heads: batch * heads, q_len, kv_len, head_dim };
+        let out = bf16_attention::attention(&values(q)?, &values(k)?, &values(v)?, shape, scale as f32, bias.as_deref());
+        return Tensor::from_vec(out, (batch, heads, q_len, head_dim), q.device());
+    }
     let k_t = k.transpose(2, 3)?.contiguous()?;
     let v = v.contiguous()?;
 
@@ -30,7 +43,6 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&T
     for start in (0..q_len).step_by(chunk) {
         let len = chunk.min(q_len - start);
         let q_chunk = q.narrow(2, start, len)?;
-        let head_dim = q.dim(3)?;
         record_matmul(batch * heads, len, head_dim, kv_len);
         let mut scores = q_chunk.matmul(&k_t)?.to_dtype(DType::F32)?;
         if scale != 1.0 {

@@ -103,12 +103,11 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor) -> CandleResult<Tensor> {
-        let h = self.wi_0.forward(x)?;
         let h = match self.activation {
-            Activation::GeluTanh => h.gelu()?,
-            Activation::GeluErf => h.gelu_erf()?,
-            Activation::Relu => h.relu()?,
-            Activation::Silu => h.silu()?,
+            Activation::GeluTanh => self.wi_0.forward_gelu_tanh(x)?,
+            Activation::GeluErf => self.wi_0.forward(x)?.gelu_erf()?,
+            Activation::Relu => self.wi_0.forward(x)?.relu()?,
+            Activation::Silu => self.wi_0.forward(x)?.silu()?,
         };
         let h = match &self.wi_1 {
             Some(wi_1) => (h * wi_1.forward(x)?)?,

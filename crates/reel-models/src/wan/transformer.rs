@@ -58,7 +58,7 @@ impl ConditionEmbedder {
     }
 
     fn text(&self, context: &Tensor) -> CandleResult<Tensor> {
-        self.text_linear_2.forward(&self.text_linear_1.forward(context)?.gelu()?)
+        self.text_linear_2.forward(&self.text_linear_1.forward_gelu_tanh(context)?)
     }
 }
 
@@ -181,7 +181,7 @@ impl WanBlock {
         let x = (&x + self.attn2.forward(&normed, Some(context), None)?)?;
 
         let normed = modulate(&self.norm3.forward(&x)?, c_shift, c_scale)?.to_dtype(dtype)?;
-        let ff = self.ffn_out.forward(&self.ffn_in.forward(&normed)?.gelu()?)?;
+        let ff = self.ffn_out.forward(&self.ffn_in.forward_gelu_tanh(&normed)?)?;
         gated_residual(&x, &ff, c_gate)
     }
 }

@@ -1,0 +1,81 @@
+//! Activations applied to f32 values in place, written so that the compiler vectorises them
+//! (no libm calls): the epilogues of reel's matrix-product kernels.
+
+/// GELU with the tanh approximation (torch's `gelu(approximate="tanh")`), to about 2e-7 relative.
+pub fn gelu_tanh_in_place(values: &mut [f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for v in values {
+        let x = *v;
+        let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+        // With e = exp(-2|u|) in (0, 1] (no overflow), (1 + tanh u) / 2 is 1 / (1 + e) for u >= 0
+        // and e / (1 + e) below: no cancellation in the negative tail.
+        let e = exp_non_positive(-2.0 * u.abs());
+        let half_one_plus_tanh = if u >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        *v = x * half_one_plus_tanh;
+    }
+}
+
+/// `softmax` of one row in place, in f32.
+pub fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = exp_non_positive(*v - max);
+        sum += *v;
+    }
+    let inverse = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inverse);
+}
+
+/// `exp(y)` for `y <= 0`, flushing to 0 below -87: `2^n * 2^f` with `n = round(y / ln 2)` and a
+/// degree-7 Taylor polynomial for `2^f`, `|f| <= 1/2`.
+#[inline(always)]
+fn exp_non_positive(y: f32) -> f32 {
+    // Round to nearest by adding and removing 1.5 * 2^23 (|t| < 126): `f32::round` is a libm call
+    // that stops vectorisation.
+    const ROUNDER: f32 = 12_582_912.0;
+    let t = y.max(-87.0) * std::f32::consts::LOG2_E;
+    let n = (t + ROUNDER) - ROUNDER;
+    let r = (t - n) * std::f32::consts::LN_2;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gelu_tanh_f64(x: f64) -> f64 {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+    }
+
+    #[test]
+    fn softmax_matches_f64() {
+        let row: Vec<f32> = (0..777).map(|i| ((i * 7919) % 1000) as f32 * 0.031 - 15.0).collect();
+        let max = row.iter().fold(f64::MIN, |m, v| m.max(*v as f64));
+        let sum: f64 = row.iter().map(|v| (*v as f64 - max).exp()).sum();
+        let mut got = row.clone();
+        softmax_in_place(&mut got);
+        for (x, g) in row.iter().zip(&got) {
+            let want = (*x as f64 - max).exp() / sum;
+            assert!((*g as f64 - want).abs() <= 1e-6 * want + 1e-12, "softmax({x}) = {g}, want {want}");
+        }
+    }
+
+    #[test]
+    fn gelu_matches_f64_over_the_whole_range() {
+        // A dense sweep plus the extremes, both signs.
+        let mut values: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).collect();
+        values.extend([-1e4f32, -100.0, -30.0, -10.5, 10.5, 30.0, 100.0, 1e4, 1e-30, -1e-30, 0.0]);
+        let mut got = values.clone();
+        gelu_tanh_in_place(&mut got);
+        let mut worst = 0f64;
+        for (x, g) in values.iter().zip(&got) {
+            let want = gelu_tanh_f64(*x as f64);
+            // Absolute error near the zero of GELU's negative tail, relative elsewhere.
+            let error = (*g as f64 - want).abs() / want.abs().max(1e-3);
+            worst = worst.max(error);
+        }
+        assert!(worst < 1e-5, "worst error {worst:e}");
+    }
+}
