@@ -7,7 +7,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
-use super::activation::softmax_in_place;
+use super::elementwise::{round_to_bf16, softmax_in_place};
 use super::bf16_gemm::{Activation, PackedBf16};
 
 /// Upper bound for one head's chunk of f32 scores, in bytes.
@@ -56,18 +56,15 @@ pub fn attention(
         for start in (0..q_len).step_by(chunk) {
             let rows = chunk.min(q_len - start);
             let mut scores = keys.matmul_f32(&queries[start * head_dim..][..rows * head_dim], rows, None, Activation::None);
-            let probs: Vec<bf16> = scores
-                .chunks_mut(kv_len)
-                .enumerate()
-                .flat_map(|(i, row)| {
-                    row.iter_mut().for_each(|s| *s *= scale);
-                    if let Some(bias) = bias {
-                        row.iter_mut().zip(&bias[(head * q_len + start + i) * kv_len..][..kv_len]).for_each(|(s, b)| *s += b);
-                    }
-                    softmax_in_place(row);
-                    row.iter().map(|p| bf16::from_f32(*p)).collect::<Vec<_>>()
-                })
-                .collect();
+            let mut probs = vec![bf16::ZERO; rows * kv_len];
+            for (i, (row, dst)) in scores.chunks_mut(kv_len).zip(probs.chunks_mut(kv_len)).enumerate() {
+                row.iter_mut().for_each(|s| *s *= scale);
+                if let Some(bias) = bias {
+                    row.iter_mut().zip(&bias[(head * q_len + start + i) * kv_len..][..kv_len]).for_each(|(s, b)| *s += b);
+                }
+                softmax_in_place(row);
+                round_to_bf16(row, dst);
+            }
             let chunk_out = values_t.matmul(&probs, rows, None, Activation::None);
             out[start * head_dim..][..rows * head_dim].copy_from_slice(&chunk_out);
         }

@@ -13,7 +13,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
-use super::activation::gelu_tanh_in_place;
+use super::elementwise::{gelu_tanh_in_place, round_to_bf16};
 
 /// Output columns per panel: three 16-lane vectors.
 pub const PANEL: usize = 48;
@@ -125,12 +125,12 @@ impl PackedBf16 {
     /// `activation(x · Wᵀ + bias)` in f32, for `x` row-major (rows, in_dim). Panics when
     /// [`available`] is false.
     pub fn matmul_f32(&self, x: &[bf16], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<f32> {
-        self.product(x, rows, bias, activation, |v| v)
+        self.product(x, rows, bias, activation, |src, dst| dst.copy_from_slice(src))
     }
 
     /// `activation(x · Wᵀ + bias)` rounded to bf16 once, at the end.
     pub fn matmul(&self, x: &[bf16], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<bf16> {
-        self.product(x, rows, bias, activation, bf16::from_f32)
+        self.product(x, rows, bias, activation, round_to_bf16)
     }
 
     fn product<T: Copy + Default + Send>(
@@ -139,7 +139,7 @@ impl PackedBf16 {
         rows: usize,
         bias: Option<&[f32]>,
         activation: Activation,
-        convert: impl Fn(f32) -> T + Sync,
+        store: impl Fn(&[f32], &mut [T]) + Sync,
     ) -> Vec<T> {
         if let Some(bias) = bias {
             assert_eq!(bias.len(), self.out_dim, "bias of {} values for {} outputs", bias.len(), self.out_dim);
@@ -159,7 +159,7 @@ impl PackedBf16 {
                 if activation == Activation::GeluTanh {
                     gelu_tanh_in_place(row);
                 }
-                dst.iter_mut().zip(row.iter()).for_each(|(d, v)| *d = convert(*v));
+                store(row, dst);
             },
         );
         SUMS.set(sums);

@@ -1,7 +1,7 @@
 //! CPU kernels reel uses in place of candle's where they are faster, chosen at run time by what
 //! the CPU supports. `REEL_KERNELS=candle` turns them all off (for comparisons and bisecting).
 
-pub mod activation;
+pub mod elementwise;
 pub mod bf16_attention;
 pub mod bf16_gemm;
 

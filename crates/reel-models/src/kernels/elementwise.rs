@@ -1,5 +1,9 @@
-//! Activations applied to f32 values in place, written so that the compiler vectorises them
-//! (no libm calls): the epilogues of reel's matrix-product kernels.
+//! Elementwise work on f32 rows, written so that the compiler vectorises it (no libm calls, sums
+//! and maxima kept in 16 lanes): the epilogues of reel's matrix-product and attention kernels.
+
+use half::bf16;
+
+const LANES: usize = 16;
 
 /// GELU with the tanh approximation (torch's `gelu(approximate="tanh")`), to about 2e-7 relative.
 pub fn gelu_tanh_in_place(values: &mut [f32]) {
@@ -17,14 +21,36 @@ pub fn gelu_tanh_in_place(values: &mut [f32]) {
 
 /// `softmax` of one row in place, in f32.
 pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        maxima.iter_mut().zip(chunk).for_each(|(m, v)| *m = if *v > *m { *v } else { *m });
+    }
+    let max = chunks.remainder().iter().chain(&maxima).copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sums = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, v) in sums.iter_mut().zip(chunk) {
+            *v = exp_non_positive(*v - max);
+            *s += *v;
+        }
+    }
+    let mut sum: f32 = sums.iter().sum();
+    for v in chunks.into_remainder() {
         *v = exp_non_positive(*v - max);
         sum += *v;
     }
     let inverse = 1.0 / sum;
     row.iter_mut().for_each(|v| *v *= inverse);
+}
+
+/// Rounds f32 values to bf16, to nearest even (as torch and `half` do; NaN stays NaN).
+pub fn round_to_bf16(src: &[f32], dst: &mut [bf16]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        let bits = s.to_bits();
+        let rounded = if s.is_nan() { (bits >> 16) | 0x40 } else { (bits + 0x7fff + ((bits >> 16) & 1)) >> 16 };
+        *d = bf16::from_bits(rounded as u16);
+    }
 }
 
 /// `exp(y)` for `y <= 0`, flushing to 0 below -87: `2^n * 2^f` with `n = round(y / ln 2)` and a
@@ -47,6 +73,20 @@ mod tests {
 
     fn gelu_tanh_f64(x: f64) -> f64 {
         0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+    }
+
+    #[test]
+    fn rounding_matches_half() {
+        let mut values: Vec<f32> = (0..100_000).map(|i| f32::from_bits(0x3f80_0000u32.wrapping_add(i * 7919)) * if i % 2 == 0 { 1.0 } else { -3.0 }).collect();
+        values.extend([0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN_POSITIVE, 1e-40, 3.3895314e38]);
+        let mut got = vec![bf16::ZERO; values.len()];
+        round_to_bf16(&values, &mut got);
+        for (v, g) in values.iter().zip(&got) {
+            assert_eq!(g.to_bits(), bf16::from_f32(*v).to_bits(), "{v:e}");
+        }
+        let mut nan = [bf16::ZERO];
+        round_to_bf16(&[f32::NAN], &mut nan);
+        assert!(nan[0].is_nan());
     }
 
     #[test]
