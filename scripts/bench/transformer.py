@@ -9,6 +9,7 @@
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import time
@@ -52,7 +53,9 @@ def diffusers_bench(args) -> dict:
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
     return {"implementation": "diffusers", "seconds_per_forward": statistics.median(times), "runs": times,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__,
+            # Linux reports ru_maxrss in KiB.
+            "peak_resident_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def reel_bench(args) -> dict:

@@ -296,3 +296,13 @@ fn estimate_rejects_what_it_cannot_estimate() {
     let err = stderr_of(reel().args(["estimate", "--model", "wan2.1-t2v-14b", "--size", "1280x721"]));
     assert!(err.contains("multiples of 16"), "{err}");
 }
+
+#[test]
+fn bench_compare_refuses_an_interpreter_without_the_reference_before_measuring() {
+    // Runs from the repository root, where scripts/bench lives.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let err = stderr_of(reel().current_dir(&root).args(["bench", "transformer", "--compare", "diffusers", "--python", "/nonexistent/python3"]));
+    assert!(err.contains("/nonexistent/python3") && err.contains("--python"), "{err}");
+    let err = stderr_of(reel().args(["bench", "transformer", "--compare", "pytorch"]));
+    assert!(err.contains("diffusers"), "{err}");
+}

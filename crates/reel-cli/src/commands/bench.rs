@@ -68,19 +68,19 @@ struct MediaBench {
 
 /// The model and video size a benchmark runs.
 #[derive(Args)]
-struct BenchShape {
+pub(super) struct BenchShape {
     /// Published configuration (see `reel models`)
     #[arg(long, default_value = "wan2.1-t2v-1.3b")]
-    model: String,
+    pub(super) model: String,
     /// Video frames (4k+1)
     #[arg(long, default_value_t = 17)]
-    frames: usize,
+    pub(super) frames: usize,
     /// Video width in pixels
     #[arg(long, default_value_t = 320)]
-    width: usize,
+    pub(super) width: usize,
     /// Video height in pixels
     #[arg(long, default_value_t = 192)]
-    height: usize,
+    pub(super) height: usize,
 }
 
 #[derive(Args)]
@@ -147,6 +147,13 @@ struct TransformerBench {
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
+    /// Also run the reference implementation on the same shape in this run (scripts/bench/transformer.py,
+    /// which needs torch and diffusers) and print both with their ratio
+    #[arg(long, value_parser = ["diffusers"])]
+    compare: Option<String>,
+    /// Python interpreter for --compare
+    #[arg(long, default_value = "python3")]
+    python: String,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -269,6 +276,9 @@ fn video_tokens(model: &PublishedModel, shape: &BenchShape) -> anyhow::Result<us
 fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let model = published(&args.shape.model)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    if args.compare.is_some() {
+        super::compare::check_reference(&args.python)?;
+    }
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let (frames, height, width) = model.latents.latent_dims(args.shape.frames, args.shape.height, args.shape.width)?;
@@ -283,6 +293,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let context = Tensor::randn(0f32, 1.0, (1, args.text_tokens, config.text_dim), &device)?.to_dtype(dtype)?;
     let timestep = Tensor::new(&[500f32], &device)?;
 
+    reset_peak_memory();
     for _ in 0..args.warmup {
         forward(&transformer, &latents, &timestep, &context, &device)?;
     }
@@ -297,6 +308,13 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let median = seconds[seconds.len() / 2];
     let flops = config.forward_flops(tokens, args.text_tokens).total();
     let gflops_per_second = flops / median / 1e9;
+    let peak = peak_memory_bytes();
+    // Drop reel's model before the reference allocates its own.
+    drop(transformer);
+    let reference = match args.compare {
+        Some(_) => Some(super::compare::diffusers_transformer(&args.python, model.name, &args.shape, args.text_tokens, &args.dtype, args.warmup, args.runs)?),
+        None => None,
+    };
 
     if args.json {
         let report = serde_json::json!({
@@ -310,6 +328,10 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
             "gflop_per_forward": flops / 1e9,
             "gflops_per_second": gflops_per_second,
             "build_seconds": build_seconds,
+            "peak_resident_bytes": peak,
+            "diffusers": reference.as_ref().map(|r| serde_json::json!({
+                "seconds_per_forward": r.seconds, "peak_resident_bytes": r.peak_bytes, "speedup": r.seconds / median,
+            })),
         });
         println!("{report}");
     } else {
@@ -323,6 +345,14 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
             seconds[0],
             flops / 1e9
         );
+        if let Some(reference) = &reference {
+            super::compare::print_table(
+                &[("transformer forward", median, reference.seconds)],
+                flops,
+                peak,
+                reference.peak_bytes,
+            );
+        }
     }
     Ok(())
 }

@@ -1,0 +1,87 @@
+//! `--compare diffusers`: runs the reference implementation's benchmark script on the same shape
+//! in the same run, so that ratios compare figures measured on the same machine state.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Context;
+
+/// What the reference measured.
+pub struct Reference {
+    pub seconds: f64,
+    pub peak_bytes: Option<u64>,
+}
+
+/// The benchmark scripts live in the source tree; run from the repository's root.
+fn script(name: &str) -> anyhow::Result<&'static Path> {
+    let path: &'static Path = match name {
+        "transformer" => Path::new("scripts/bench/transformer.py"),
+        _ => unreachable!("no reference script {name}"),
+    };
+    anyhow::ensure!(path.exists(), "{} not found: run `reel bench ... --compare diffusers` from the root of reel's source tree", path.display());
+    Ok(path)
+}
+
+/// Fails fast, before reel's own measurement, when the reference cannot run here.
+pub fn check_reference(python: &str) -> anyhow::Result<()> {
+    script("transformer")?;
+    let output = Command::new(python)
+        .args(["-c", "import torch, diffusers"])
+        .output()
+        .with_context(|| format!("cannot run {python}: give the Python that has torch and diffusers with --python"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{python} cannot import torch and diffusers: pip install -r scripts/fixtures/requirements.txt, or give another interpreter with --python"
+    );
+    Ok(())
+}
+
+/// One forward of diffusers' WanTransformer3DModel, timed by scripts/bench/transformer.py.
+pub fn diffusers_transformer(
+    python: &str,
+    model: &str,
+    shape: &super::bench::BenchShape,
+    text_tokens: usize,
+    dtype: &str,
+    warmup: usize,
+    runs: usize,
+) -> anyhow::Result<Reference> {
+    let output = Command::new(python)
+        .arg(script("transformer")?)
+        .args(["--model", model, "--dtype", dtype])
+        .args(["--frames", &shape.frames.to_string(), "--width", &shape.width.to_string(), "--height", &shape.height.to_string()])
+        .args(["--text-tokens", &text_tokens.to_string(), "--warmup", &warmup.to_string(), "--runs", &runs.to_string()])
+        .output()
+        .with_context(|| format!("cannot run {python} (give the interpreter that has torch and diffusers with --python)"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the diffusers benchmark failed (does {python} have torch and diffusers? pip install -r scripts/fixtures/requirements.txt):\n{}",
+        String::from_utf8_lossy(&output.stderr).lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().context("the diffusers benchmark printed nothing")?;
+    let report: serde_json::Value = serde_json::from_str(last).context("the diffusers benchmark's last line is not JSON")?;
+    let reference = &report["diffusers"];
+    Ok(Reference {
+        seconds: reference["seconds_per_forward"].as_f64().context("no seconds_per_forward in the diffusers report")?,
+        peak_bytes: reference["peak_resident_bytes"].as_u64(),
+    })
+}
+
+fn gib(bytes: Option<u64>) -> String {
+    bytes.map_or("unknown".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
+}
+
+/// reel against the reference, one row per measured part: (part, reel seconds, reference seconds).
+pub fn print_table(rows: &[(&str, f64, f64)], flops: f64, reel_peak: Option<u64>, reference_peak: Option<u64>) {
+    println!("{:<22} {:>10} {:>12} {:>14} {:>14} {:>16}", "", "reel s", "diffusers s", "reel/diffusers", "reel GFLOP/s", "diffusers GFLOP/s");
+    for (part, ours, theirs) in rows {
+        println!(
+            "{part:<22} {ours:>10.3} {theirs:>12.3} {:>14.2} {:>14.0} {:>16.0}",
+            ours / theirs,
+            flops / ours / 1e9,
+            flops / theirs / 1e9
+        );
+    }
+    println!("peak resident memory: reel {}, diffusers {}", gib(reel_peak), gib(reference_peak));
+}
