@@ -3,7 +3,7 @@
 //! with classifier-free guidance, and step the scheduler.
 
 use candle_core::{DType, Device, Tensor};
-use reel_models::wan::WanTransformer;
+use reel_models::wan::{PreparedPrompt, WanTransformer};
 use reel_models::weights::ComponentFolder;
 
 use crate::progress::{OnProgress, Progress, Stage};
@@ -134,10 +134,14 @@ impl Denoiser {
         let train = scheduler.num_train_timesteps();
         let mut latents = latents;
         let mut current: Option<usize> = None;
+        // The current expert's cross-attention keys and values for the prompt and the negative
+        // prompt: computed once per expert, not at every step.
+        let mut prompts: Option<(PreparedPrompt, Option<PreparedPrompt>)> = None;
         for (i, &t) in timesteps.iter().enumerate() {
             let index = self.expert_index(t, train);
             if let Some(previous) = current.filter(|p| *p != index) {
                 self.experts[previous].release();
+                prompts = None;
             }
             current = Some(index);
             let scale = if index == 0 { guidance.scale } else { guidance.scale_2.unwrap_or(guidance.scale) };
@@ -146,9 +150,13 @@ impl Denoiser {
             let model = self.experts[index].get(on_progress)?;
             let input = latents.to_dtype(model.dtype())?;
             let timestep = timestep_tensor(t, &input, model, expand)?;
-            let mut prediction = model.forward(&input, &timestep, cond)?;
-            if let Some(uncond) = uncond {
-                let unconditional = model.forward(&input, &timestep, uncond)?;
+            if prompts.is_none() {
+                prompts = Some((model.prepare_prompt(cond)?, uncond.map(|u| model.prepare_prompt(u)).transpose()?));
+            }
+            let (cond_prompt, uncond_prompt) = prompts.as_ref().expect("prepared above");
+            let mut prediction = model.forward_prepared(&input, &timestep, cond_prompt)?;
+            if let Some(uncond_prompt) = uncond_prompt {
+                let unconditional = model.forward_prepared(&input, &timestep, uncond_prompt)?;
                 prediction = (&unconditional + ((prediction - &unconditional)? * scale)?)?;
             }
             latents = scheduler.step(&prediction, &latents)?;

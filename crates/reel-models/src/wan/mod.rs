@@ -10,5 +10,5 @@ pub mod vae;
 pub use config::{ForwardFlops, WanTransformerConfig, WanVaeConfig};
 pub use geometry::LatentGeometry;
 pub use published::{published_model, published_models, PublishedModel};
-pub use transformer::WanTransformer;
+pub use transformer::{PreparedPrompt, WanTransformer};
 pub use vae::{LatentDistribution, Tiling, WanVae};

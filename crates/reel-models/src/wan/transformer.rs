@@ -93,17 +93,30 @@ impl WanAttention {
         x.reshape((b, n, self.heads, dim / self.heads))?.transpose(1, 2)?.contiguous()
     }
 
-    /// Self-attention when `context` is `None` (then `rope` rotates queries and keys).
-    fn forward(&self, x: &Tensor, context: Option<&Tensor>, rope: Option<&Rope3d>) -> CandleResult<Tensor> {
-        let source = context.unwrap_or(x);
-        let mut q = self.split_heads(&self.norm_q.forward(&self.to_q.forward(x)?)?)?;
-        let mut k = self.split_heads(&self.norm_k.forward(&self.to_k.forward(source)?)?)?;
+    /// Keys and values (batch, heads, tokens, head_dim) of `source`, keys normed.
+    fn keys_values(&self, source: &Tensor) -> CandleResult<(Tensor, Tensor)> {
+        let k = self.split_heads(&self.norm_k.forward(&self.to_k.forward(source)?)?)?;
         let v = self.split_heads(&self.to_v.forward(source)?)?;
+        Ok((k, v))
+    }
+
+    /// Self-attention, `rope` rotating queries and keys.
+    fn self_attention(&self, x: &Tensor, rope: &Rope3d) -> CandleResult<Tensor> {
+        let (k, v) = self.keys_values(x)?;
+        self.attend(x, &rope.apply(&k)?, &v, Some(rope))
+    }
+
+    /// Cross-attention to keys and values computed by [`Self::keys_values`] from the prompt.
+    fn cross_attention(&self, x: &Tensor, (k, v): &(Tensor, Tensor)) -> CandleResult<Tensor> {
+        self.attend(x, k, v, None)
+    }
+
+    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, rope: Option<&Rope3d>) -> CandleResult<Tensor> {
+        let mut q = self.split_heads(&self.norm_q.forward(&self.to_q.forward(x)?)?)?;
         if let Some(rope) = rope {
             q = rope.apply(&q)?;
-            k = rope.apply(&k)?;
         }
-        let out = scaled_dot_product_attention(&q, &k, &v)?;
+        let out = scaled_dot_product_attention(&q, k, v)?;
         let (b, h, n, d) = out.dims4()?;
         self.to_out.forward(&out.transpose(1, 2)?.reshape((b, n, h * d))?)
     }
@@ -166,24 +179,30 @@ impl WanBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, context: &Tensor, projection: &Tensor, rope: &Rope3d) -> CandleResult<Tensor> {
+    fn forward(&self, x: &Tensor, prompt: &(Tensor, Tensor), projection: &Tensor, rope: &Rope3d) -> CandleResult<Tensor> {
         let dtype = x.dtype();
         let m = modulation(&self.scale_shift_table, projection)?;
         let (shift, scale, gate, c_shift, c_scale, c_gate) = (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
 
         let normed = modulate(&self.norm1.forward(x)?, shift, scale)?.to_dtype(dtype)?;
-        let x = gated_residual(x, &self.attn1.forward(&normed, None, Some(rope))?, gate)?;
+        let x = gated_residual(x, &self.attn1.self_attention(&normed, rope)?, gate)?;
 
         let normed = match &self.norm2 {
             Some(norm) => norm.forward(&x)?.to_dtype(dtype)?,
             None => x.clone(),
         };
-        let x = (&x + self.attn2.forward(&normed, Some(context), None)?)?;
+        let x = (&x + self.attn2.cross_attention(&normed, prompt)?)?;
 
         let normed = modulate(&self.norm3.forward(&x)?, c_shift, c_scale)?.to_dtype(dtype)?;
         let ff = self.ffn_out.forward(&self.ffn_in.forward_gelu_tanh(&normed)?)?;
         gated_residual(&x, &ff, c_gate)
     }
+}
+
+/// A prompt's cross-attention keys and values for every block of one transformer.
+#[derive(Debug, Clone)]
+pub struct PreparedPrompt {
+    keys_values: Vec<(Tensor, Tensor)>,
 }
 
 /// The Wan transformer: predicts the flow (velocity) for noisy video latents.
@@ -291,7 +310,28 @@ impl WanTransformer {
     ///
     /// Returns (batch, out_channels, frames, height, width) in the compute dtype.
     pub fn forward(&self, latents: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<Tensor> {
+        self.forward_prepared(latents, timestep, &self.prepare_prompt(context)?)
+    }
+
+    /// Every block's cross-attention keys and values for prompt embeddings `context` (batch,
+    /// text_tokens, text_dim): they depend on the prompt alone, so a generation prepares them once
+    /// and passes them to [`Self::forward_prepared`] at every step.
+    pub fn prepare_prompt(&self, context: &Tensor) -> Result<PreparedPrompt> {
+        let context = self.condition_embedder.text(&context.to_dtype(self.dtype)?)?;
+        let keys_values = self.blocks.iter().map(|block| block.attn2.keys_values(&context)).collect::<CandleResult<_>>()?;
+        Ok(PreparedPrompt { keys_values })
+    }
+
+    /// [`Self::forward`] with the prompt prepared by [`Self::prepare_prompt`].
+    pub fn forward_prepared(&self, latents: &Tensor, timestep: &Tensor, prompt: &PreparedPrompt) -> Result<Tensor> {
         self.check_latents(latents.dims())?;
+        if prompt.keys_values.len() != self.blocks.len() {
+            return Err(ModelError::InvalidInput(format!(
+                "the prepared prompt has {} blocks, this transformer {}: prepare it with the same model",
+                prompt.keys_values.len(),
+                self.blocks.len()
+            )));
+        }
         let (batch, _, frames, height, width) = latents.dims5()?;
         let (pt, ph, pw) = self.config.patch();
         let grid = (frames / pt, height / ph, width / pw);
@@ -313,11 +353,9 @@ impl WanTransformer {
         let steps = if per_token { tokens } else { 1 };
         let temb = temb.reshape((batch, steps, dim))?;
         let projection = projection.reshape((batch, steps, 6, dim))?;
-        let context = self.condition_embedder.text(&context.to_dtype(self.dtype)?)?;
-
         let mut x = x;
-        for block in &self.blocks {
-            x = block.forward(&x, &context, &projection, &rope)?;
+        for (block, keys_values) in self.blocks.iter().zip(&prompt.keys_values) {
+            x = block.forward(&x, keys_values, &projection, &rope)?;
         }
 
         let m = modulation(&self.scale_shift_table, &temb.unsqueeze(2)?)?;
