@@ -220,18 +220,26 @@ mod tests {
     }
 }
 
-/// Generates each case with the demo model (or any checkpoint of the demo's geometry) at the
+/// The demo model (or any checkpoint of the demo's geometry) generating held-out cases at the
 /// checkpoint's default settings, in f32 on the CPU.
-pub fn model_generator(
-    checkpoint_dir: &std::path::Path,
-) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
-    use reel_sampling::checkpoint::WanCheckpoint;
-    use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
-    let checkpoint = WanCheckpoint::open(checkpoint_dir)?;
-    let defaults = checkpoint.generation_defaults()?;
-    let pipeline = WanPipeline::new(checkpoint, candle_core::DType::F32, &candle_core::Device::Cpu);
-    Ok(move |case: &Case| {
-        let mut request = GenerationRequest::new(case.prompt.clone());
+pub struct CaseGenerator {
+    pipeline: reel_sampling::pipeline::WanPipeline,
+    defaults: reel_sampling::checkpoint::GenerationDefaults,
+    step_cache: Option<f64>,
+}
+
+impl CaseGenerator {
+    /// With the step cache at `step_cache` if given.
+    pub fn open(checkpoint_dir: &std::path::Path, step_cache: Option<f64>) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let checkpoint = reel_sampling::checkpoint::WanCheckpoint::open(checkpoint_dir)?;
+        let defaults = checkpoint.generation_defaults()?;
+        let pipeline = reel_sampling::pipeline::WanPipeline::new(checkpoint, candle_core::DType::F32, &candle_core::Device::Cpu);
+        Ok(Self { pipeline, defaults, step_cache })
+    }
+
+    pub fn generate(&self, case: &Case) -> Result<reel_sampling::pipeline::Generated, Box<dyn std::error::Error + Send + Sync>> {
+        let defaults = &self.defaults;
+        let mut request = reel_sampling::pipeline::GenerationRequest::new(case.prompt.clone());
         request.frames = defaults.frames.unwrap_or(crate::world::FRAMES);
         request.height = defaults.height.unwrap_or(crate::world::HEIGHT);
         request.width = defaults.width.unwrap_or(crate::world::WIDTH);
@@ -239,6 +247,36 @@ pub fn model_generator(
         request.guidance = defaults.guidance.unwrap_or(crate::model::DEFAULT_GUIDANCE);
         request.max_sequence_length = defaults.max_sequence_length.unwrap_or(crate::model::MAX_SEQUENCE_LENGTH);
         request.seed = case.seed;
-        Ok(pipeline.generate(&request, &mut |_| {})?.rgb8()?)
+        request.step_cache = self.step_cache;
+        Ok(self.pipeline.generate(&request, &mut |_| {})?)
+    }
+}
+
+/// [`CaseGenerator`]'s frames for each case, as [`evaluate`] takes them.
+pub fn model_generator(
+    checkpoint_dir: &std::path::Path,
+    step_cache: Option<f64>,
+) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+    let generator = CaseGenerator::open(checkpoint_dir, step_cache)?;
+    Ok(move |case: &Case| Ok(generator.generate(case)?.rgb8()?))
+}
+
+/// Answers each case with the world's own render passed through a checkpoint's VAE (encode, then
+/// decode): what the model could score at best with that VAE.
+pub fn vae_round_trip(
+    checkpoint_dir: &std::path::Path,
+) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+    use crate::world::{FRAMES, HEIGHT, WIDTH};
+    use candle_core::{DType, Device, Tensor};
+    let folder = reel_models::weights::ComponentFolder::open(&checkpoint_dir.join("vae"))?;
+    let vae = reel_models::wan::WanVae::load(&folder, DType::F32, &Device::Cpu)?;
+    Ok(move |case: &Case| {
+        let rendered = case.scene.render();
+        let pixels: Vec<f32> = rendered.iter().flatten().map(|v| *v as f32 / 127.5 - 1.0).collect();
+        // (frames, height, width, 3) -> (1, 3, frames, height, width)
+        let video = Tensor::from_vec(pixels, (FRAMES, HEIGHT, WIDTH, 3), &Device::Cpu)?.permute((3, 0, 1, 2))?.unsqueeze(0)?;
+        let decoded = vae.decode(&vae.encode(&video, None)?.mean, None)?;
+        let bytes = ((decoded.squeeze(0)?.permute((1, 2, 3, 0))? + 1.0)? * 127.5)?.round()?.clamp(0f32, 255f32)?.to_dtype(DType::U8)?;
+        (0..FRAMES).map(|i| Ok(bytes.get(i)?.flatten_all()?.to_vec1::<u8>()?)).collect()
     })
 }

@@ -143,7 +143,7 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     // Score the result on held-out prompts and describe it in a model card.
     let cases = held_out_cases(EVAL_CASES, 0);
     on_event(TrainEvent::Stage { name: "evaluate", total: cases.len(), done: 0 });
-    let mut generate = model_generator(&settings.out)?;
+    let mut generate = model_generator(&settings.out, None)?;
     let report = evaluate(&cases, &mut generate, &mut |i, _| {
         on_event(TrainEvent::Step { stage: "evaluate", step: i + 1, total: cases.len(), loss: 0.0 })
     })?;

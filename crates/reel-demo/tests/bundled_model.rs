@@ -31,7 +31,7 @@ fn checkpoint() -> PathBuf {
 #[test]
 fn held_out_prompts_keep_the_committed_models_scores() {
     let cases = held_out_cases(CASES, 1);
-    let mut generate = model_generator(&checkpoint()).unwrap();
+    let mut generate = model_generator(&checkpoint(), None).unwrap();
     let report = evaluate(&cases, &mut generate, &mut |_, _| {}).unwrap();
     eprintln!("{}", report.table());
     assert!(report.colour >= COLOUR_FLOOR, "colour {:.1}% fell below {:.0}%", 100.0 * report.colour, 100.0 * COLOUR_FLOOR);

@@ -10,5 +10,6 @@ pub mod progress;
 pub mod prompt;
 pub mod sampler;
 pub mod scheduler;
+pub mod step_cache;
 
 pub use error::{Result, SamplingError};

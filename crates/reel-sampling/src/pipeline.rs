@@ -18,6 +18,7 @@ use crate::progress::{OnProgress, Progress, Stage};
 use crate::prompt::{PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
 use crate::sampler::{Denoiser, Expert, Guidance};
 use crate::scheduler::{SchedulerChoice, SchedulerConfig};
+use crate::step_cache::{DenoiseStats, StepCacheSettings};
 use crate::{Result, SamplingError};
 
 /// When the VAE decodes in overlapping tiles.
@@ -57,6 +58,8 @@ pub struct GenerationRequest {
     /// Replaces the seeded noise: a tensor in the latent shape of the request.
     pub init_latents: Option<Tensor>,
     pub vae_tiling: VaeTiling,
+    /// Step-cache threshold (see [`crate::step_cache`]); `None` computes every step.
+    pub step_cache: Option<f64>,
 }
 
 impl GenerationRequest {
@@ -77,6 +80,7 @@ impl GenerationRequest {
             max_sequence_length: DEFAULT_MAX_SEQUENCE_LENGTH,
             init_latents: None,
             vae_tiling: VaeTiling::Auto,
+            step_cache: None,
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct Generated {
     pub latents: Tensor,
     /// Wall time of each stage, in order.
     pub stage_seconds: Vec<(Stage, f64)>,
+    /// Steps computed by the transformer and steps taken from the step cache.
+    pub denoise_stats: DenoiseStats,
 }
 
 impl Generated {
@@ -189,6 +195,11 @@ impl WanPipeline {
     /// Makes one video.
     pub fn generate(&self, request: &GenerationRequest, on_progress: OnProgress) -> Result<Generated> {
         let shape = self.latent_shape(request)?;
+        if let Some(threshold) = request.step_cache.filter(|t| !(t.is_finite() && *t > 0.0)) {
+            return Err(SamplingError::InvalidInput(format!(
+                "step-cache threshold {threshold} is not a positive number (0.05 to 0.2 are typical; leave it out to compute every step)"
+            )));
+        }
         let scheduler_config = self.scheduler_config(request)?;
         let mut stage_seconds = Vec::new();
         let guidance = Guidance { scale: request.guidance, scale_2: request.guidance_2 };
@@ -203,15 +214,17 @@ impl WanPipeline {
             None => seeded_noise(request.seed, shape.as_slice(), &self.device)?,
         };
         let mut scheduler = scheduler_config.build(request.steps)?;
-        let mut denoiser = self.denoiser()?;
+        let step_cache = request.step_cache.map(|threshold| StepCacheSettings::new(threshold, request.steps));
+        let mut denoiser = self.denoiser()?.with_step_cache(step_cache);
         let latents = denoiser.denoise(scheduler.as_mut(), latents, &cond, uncond.as_ref(), guidance, on_progress)?;
+        let denoise_stats = denoiser.stats();
         drop(denoiser);
         stage_seconds.push((Stage::Denoise, started.elapsed().as_secs_f64()));
 
         let started = Instant::now();
         let frames = self.decode(&latents, request, on_progress)?;
         stage_seconds.push((Stage::Decode, started.elapsed().as_secs_f64()));
-        Ok(Generated { frames, latents, stage_seconds })
+        Ok(Generated { frames, latents, stage_seconds, denoise_stats })
     }
 
     /// Prompt and (with guidance) negative-prompt embeddings, in the transformer's dtype.

@@ -8,6 +8,7 @@ use reel_models::weights::ComponentFolder;
 
 use crate::progress::{OnProgress, Progress, Stage};
 use crate::scheduler::Scheduler;
+use crate::step_cache::{DenoiseStats, StepCache, StepCacheSettings};
 use crate::{Result, SamplingError};
 
 /// Builds a transformer when the denoiser first needs it.
@@ -76,11 +77,14 @@ pub struct Denoiser {
     boundary_ratio: Option<f64>,
     /// Wan 2.2 TI2V gives the transformer one timestep per latent token.
     expand_timesteps: bool,
+    step_cache: Option<StepCacheSettings>,
+    /// Evaluations of the last [`Self::denoise`].
+    stats: DenoiseStats,
 }
 
 impl Denoiser {
     pub fn single(expert: Expert) -> Self {
-        Self { experts: vec![expert], boundary_ratio: None, expand_timesteps: false }
+        Self { experts: vec![expert], boundary_ratio: None, expand_timesteps: false, step_cache: None, stats: DenoiseStats::default() }
     }
 
     pub fn two_experts(high_noise: Expert, low_noise: Expert, boundary_ratio: f64) -> Result<Self> {
@@ -89,12 +93,29 @@ impl Denoiser {
                 "boundary_ratio must lie in [0, 1], found {boundary_ratio}"
             )));
         }
-        Ok(Self { experts: vec![high_noise, low_noise], boundary_ratio: Some(boundary_ratio), expand_timesteps: false })
+        Ok(Self {
+            experts: vec![high_noise, low_noise],
+            boundary_ratio: Some(boundary_ratio),
+            expand_timesteps: false,
+            step_cache: None,
+            stats: DenoiseStats::default(),
+        })
     }
 
     pub fn with_expand_timesteps(mut self, expand: bool) -> Self {
         self.expand_timesteps = expand;
         self
+    }
+
+    /// Reuses predictions between steps (see [`crate::step_cache`]); off when `None`.
+    pub fn with_step_cache(mut self, settings: Option<StepCacheSettings>) -> Self {
+        self.step_cache = settings;
+        self
+    }
+
+    /// Computed and reused steps of the last [`Self::denoise`].
+    pub fn stats(&self) -> DenoiseStats {
+        self.stats
     }
 
     fn expert_index(&self, timestep: f32, num_train_timesteps: usize) -> usize {
@@ -137,12 +158,22 @@ impl Denoiser {
         // The current expert's cross-attention keys and values for the prompt and the negative
         // prompt: computed once per expert, not at every step.
         let mut prompts: Option<(PreparedPrompt, Option<PreparedPrompt>)> = None;
+        let mut cache = self.step_cache.map(StepCache::new);
+        let mut computed_steps = 0;
         for (i, &t) in timesteps.iter().enumerate() {
             let index = self.expert_index(t, train);
             if let Some(previous) = current.filter(|p| *p != index) {
                 self.experts[previous].release();
                 prompts = None;
+                // The other expert's transformation is not this one's.
+                cache = self.step_cache.map(StepCache::new);
             }
+            if let Some(reused) = cache.as_mut().map(|c| c.reuse(&latents, i, timesteps.len())).transpose()?.flatten() {
+                latents = scheduler.step(&reused, &latents)?;
+                on_progress(Progress { stage: Stage::Denoise, done: i + 1, total: timesteps.len() });
+                continue;
+            }
+            computed_steps += 1;
             current = Some(index);
             let scale = if index == 0 { guidance.scale } else { guidance.scale_2.unwrap_or(guidance.scale) };
 
@@ -159,9 +190,13 @@ impl Denoiser {
                 let unconditional = model.forward_prepared(&input, &timestep, uncond_prompt)?;
                 prediction = (&unconditional + ((prediction - &unconditional)? * scale)?)?;
             }
+            if let Some(cache) = cache.as_mut() {
+                cache.record(&latents, &prediction.to_dtype(latents.dtype())?)?;
+            }
             latents = scheduler.step(&prediction, &latents)?;
             on_progress(Progress { stage: Stage::Denoise, done: i + 1, total: timesteps.len() });
         }
+        self.stats = DenoiseStats { computed_steps, reused_steps: timesteps.len() - computed_steps };
         // The decoder comes next: free the transformer's memory for it.
         for expert in &mut self.experts {
             expert.release();

@@ -35,6 +35,9 @@ enum BenchTarget {
     /// GFLOP/s of each matrix product of a published transformer's linear layers, with every
     /// kernel this machine has
     Matmul(MatmulBench),
+    /// The step cache on the demo model: evaluations saved, time, PSNR against uncached clips and
+    /// prompt-adherence scores, per threshold
+    StepCache(StepCacheBench),
     /// Throughput of the studio's API alone: create + retrieve against an in-process server
     /// without workers (no generation)
     Api(ApiBench),
@@ -114,6 +117,19 @@ struct EstimateBench {
 }
 
 #[derive(Args)]
+struct StepCacheBench {
+    /// Checkpoint of the demo's geometry [default: the bundled demo model]
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// Thresholds to compare with the uncached run
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.05, 0.1, 0.2, 0.4])]
+    thresholds: Vec<f64>,
+    /// Held-out prompts
+    #[arg(long, default_value_t = 20)]
+    count: usize,
+}
+
+#[derive(Args)]
 struct MatmulBench {
     #[command(flatten)]
     shape: BenchShape,
@@ -163,6 +179,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Media(bench) => media(bench),
         BenchTarget::Estimate(bench) => super::estimate_bench::run(&bench.shape.model, bench.shape.frames, bench.shape.height, bench.shape.width, &bench.dtype),
         BenchTarget::Matmul(bench) => matmul(bench),
+        BenchTarget::StepCache(bench) => {
+            let dir = match bench.model {
+                Some(dir) => dir,
+                None => reel_demo::bundled::checkpoint_dir().context("the bundled demo model is unavailable")?,
+            };
+            super::step_cache_bench::run(&dir, &bench.thresholds, bench.count)
+        }
         BenchTarget::Api(bench) => api(bench),
     }
 }

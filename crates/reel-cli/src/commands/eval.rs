@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use reel_demo::eval::{evaluate, held_out_cases, model_generator};
+use reel_demo::eval::{evaluate, held_out_cases, model_generator, vae_round_trip};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -32,6 +32,12 @@ struct DemoEval {
     /// Score the world's own renders instead of a model: the evaluator's ceiling
     #[arg(long)]
     reference: bool,
+    /// Score the world's renders passed through the checkpoint's VAE alone (encode, decode): the VAE's ceiling
+    #[arg(long, conflicts_with_all = ["reference", "step_cache"])]
+    vae_only: bool,
+    /// Generate with the step cache at this threshold (see `reel generate --step-cache`)
+    #[arg(long, value_name = "THRESHOLD", conflicts_with = "reference")]
+    step_cache: Option<f64>,
     /// Also write the report (every prompt, what was seen, the scores) as JSON
     #[arg(long)]
     json: Option<PathBuf>,
@@ -56,8 +62,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             Some(dir) => dir.clone(),
             None => reel_demo::bundled::checkpoint_dir().context("the bundled demo model is unavailable")?,
         };
-        let mut generate = model_generator(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-        evaluate(&cases, &mut generate, &mut on_case)
+        if args.vae_only {
+            let mut generate = vae_round_trip(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            evaluate(&cases, &mut generate, &mut on_case)
+        } else {
+            let mut generate = model_generator(&dir, args.step_cache).map_err(|e| anyhow::anyhow!("{e}"))?;
+            evaluate(&cases, &mut generate, &mut on_case)
+        }
     }
     .map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
     print!("{}", report.table());

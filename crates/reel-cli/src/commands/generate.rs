@@ -86,6 +86,11 @@ pub struct GenerateArgs {
     /// Decode in overlapping tiles: auto tiles frames larger than 832x480
     #[arg(long, value_enum, default_value_t = TilingArg::Auto)]
     vae_tiling: TilingArg,
+    /// Reuse the transformer's prediction on steps where it is estimated to change by less than
+    /// this (relative, accumulated; 0.05 to 0.2 typical): faster, slightly different output.
+    /// Off by default
+    #[arg(long, value_name = "THRESHOLD")]
+    step_cache: Option<f64>,
     /// Output: .mp4 (H.264), .gif, .webp (animated), or a folder (a path ending in /) for PNG
     /// frames 00000.png, 00001.png, ... with a video.json of the settings
     #[arg(long, short, default_value = "out.mp4")]
@@ -141,6 +146,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         TilingArg::On => VaeTiling::On,
         TilingArg::Off => VaeTiling::Off,
     };
+    request.step_cache = args.step_cache;
     request.init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
     pipeline.latent_shape(&request)?;
 
@@ -162,6 +168,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if !args.quiet {
         let stages: Vec<String> = generated.stage_seconds.iter().map(|(stage, s)| format!("{stage} {s:.1} s")).collect();
         eprintln!("{} frames of {}x{} in {:.1} s ({})", video.len(), video.width, video.height, started.elapsed().as_secs_f64(), stages.join(", "));
+        if request.step_cache.is_some() {
+            let stats = generated.denoise_stats;
+            eprintln!("step cache: {} of {} steps reused", stats.reused_steps, stats.computed_steps + stats.reused_steps);
+        }
         if let Some(peak) = peak_memory_bytes() {
             eprintln!("peak memory {:.2} GiB", peak as f64 / (1u64 << 30) as f64);
         }
@@ -197,6 +207,7 @@ fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, 
         "init_latents": args.init_latents,
         "scheduler": args.scheduler,
         "shift": request.shift,
+        "step_cache": request.step_cache,
         "dtype": args.dtype,
     });
     let path = dir.join("video.json");

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod film;
 pub mod generate;
 mod matmul_bench;
+mod step_cache_bench;
 pub mod memory;
 pub mod models;
 pub mod progress;
