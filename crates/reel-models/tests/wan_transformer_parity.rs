@@ -1,14 +1,18 @@
 //! The Wan transformer against diffusers' `WanTransformer3DModel` on tiny random checkpoints saved in
 //! the reference layout (scripts/fixtures/engine.py). Tolerances: f32 1e-4, bf16 2e-2 relative error
-//! over the whole output.
+//! over the whole output; weights quantized to int8 at load (q8) 5e-2 against the f32 reference.
 
 use candle_core::DType;
+use reel_models::nn::linear::{with_quantization, Quantization};
 use reel_models::testing::{assert_close, fixture, load_tensors, take, test_device};
 use reel_models::wan::WanTransformer;
 use reel_models::weights::ComponentFolder;
 
 const F32_TOLERANCE: f64 = 1e-4;
 const BF16_TOLERANCE: f64 = 2e-2;
+/// Q8_0 rounds each linear layer's weights and inputs to 8 bits per 32-value block (about 0.6% rms
+/// each); the errors of the layers add up through the blocks.
+const Q8_TOLERANCE: f64 = 5e-2;
 
 fn check(model_dir: &str, case: &str) {
     let device = test_device();
@@ -27,6 +31,9 @@ fn check(model_dir: &str, case: &str) {
         assert_eq!(output.dtype(), dtype);
         assert_close(&format!("{case} {dtype:?}"), &output, &take(&tensors, expected), tolerance);
     }
+    let quantized = with_quantization(Some(Quantization::Q8), || WanTransformer::load(&folder, DType::F32, &device)).unwrap();
+    let output = quantized.forward(&latents, &timestep, &context).unwrap();
+    assert_close(&format!("{case} q8"), &output, &take(&tensors, "output_f32"), Q8_TOLERANCE);
 }
 
 #[test]

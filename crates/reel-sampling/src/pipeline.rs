@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use reel_models::nn::linear::{with_quantization, Quantization};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
 use reel_models::wan::{LatentGeometry, PublishedModel, Tiling, WanTransformer, WanVae};
 use reel_models::weights::random_var_builder;
@@ -118,17 +119,25 @@ pub struct WanPipeline {
     source: Source,
     dtype: DType,
     device: Device,
+    /// Quantization of the text encoder's and transformers' linear layers (the VAE is convolutional).
+    quantization: Option<Quantization>,
 }
 
 impl WanPipeline {
     pub fn new(checkpoint: WanCheckpoint, dtype: DType, device: &Device) -> Self {
-        Self { source: Source::Checkpoint(checkpoint), dtype, device: device.clone() }
+        Self { source: Source::Checkpoint(checkpoint), dtype, device: device.clone(), quantization: None }
+    }
+
+    /// Quantizes the text encoder's and the transformers' linear layers at load time.
+    pub fn with_quantization(mut self, quantization: Option<Quantization>) -> Self {
+        self.quantization = quantization;
+        self
     }
 
     /// A published configuration with random weights (no download): the real compute and memory
     /// profile, meaningless frames. Prompts are replaced by fixed token ids.
     pub fn random(model: PublishedModel, dtype: DType, device: &Device) -> Self {
-        Self { source: Source::Random(Box::new(model)), dtype, device: device.clone() }
+        Self { source: Source::Random(Box::new(model)), dtype, device: device.clone(), quantization: None }
     }
 
     pub fn geometry(&self) -> Result<LatentGeometry> {
@@ -254,12 +263,15 @@ impl WanPipeline {
             Source::Checkpoint(checkpoint) => {
                 let mut encoder = PromptEncoder {
                     tokenizer: PromptTokenizer::load(&checkpoint.tokenizer_dir())?,
-                    encoder: Umt5Encoder::load(&checkpoint.component("text_encoder")?, self.dtype, &self.device)?,
+                    encoder: {
+                        let folder = checkpoint.component("text_encoder")?;
+                        with_quantization(self.quantization, || Umt5Encoder::load(&folder, self.dtype, &self.device))?
+                    },
                 };
                 encode_all(&mut |text| encoder.encode(text, max_length))
             }
             Source::Random(model) => {
-                let encoder = Umt5Encoder::new(&model.text_encoder, random_var_builder(self.dtype, &self.device))?;
+                let encoder = with_quantization(self.quantization, || Umt5Encoder::new(&model.text_encoder, random_var_builder(self.dtype, &self.device)))?;
                 encode_all(&mut |_| {
                     let ids: Vec<u32> = (0..max_length as u32).collect();
                     let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
@@ -271,14 +283,17 @@ impl WanPipeline {
     }
 
     fn denoiser(&self) -> Result<Denoiser> {
-        let (dtype, device) = (self.dtype, self.device.clone());
+        let (dtype, device, quantization) = (self.dtype, self.device.clone(), self.quantization);
         let expert = |name: &'static str| -> Result<Expert> {
             Ok(match &self.source {
-                Source::Checkpoint(checkpoint) => Expert::on_disk(checkpoint.component(name)?, dtype, &device, name),
+                Source::Checkpoint(checkpoint) => Expert::on_disk_quantized(checkpoint.component(name)?, dtype, &device, name, quantization),
                 Source::Random(model) => {
                     let config = model.transformer.clone();
                     let device = device.clone();
-                    Expert::deferred(name, Box::new(move || WanTransformer::new(&config, random_var_builder(dtype, &device))))
+                    Expert::deferred(
+                        name,
+                        Box::new(move || with_quantization(quantization, || WanTransformer::new(&config, random_var_builder(dtype, &device)))),
+                    )
                 }
             })
         };

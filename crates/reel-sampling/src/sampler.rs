@@ -4,6 +4,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use reel_models::wan::{PreparedPrompt, WanTransformer};
+use reel_models::nn::linear::{with_quantization, Quantization};
 use reel_models::weights::ComponentFolder;
 
 use crate::progress::{OnProgress, Progress, Stage};
@@ -34,8 +35,13 @@ impl Expert {
 
     /// Loaded from a checkpoint folder at its first step.
     pub fn on_disk(folder: ComponentFolder, dtype: DType, device: &Device, name: &'static str) -> Self {
+        Self::on_disk_quantized(folder, dtype, device, name, None)
+    }
+
+    /// Loaded from a checkpoint folder at its first step, its linear layers quantized as asked.
+    pub fn on_disk_quantized(folder: ComponentFolder, dtype: DType, device: &Device, name: &'static str, quantization: Option<Quantization>) -> Self {
         let device = device.clone();
-        Self::deferred(name, Box::new(move || WanTransformer::load(&folder, dtype, &device)))
+        Self::deferred(name, Box::new(move || with_quantization(quantization, || WanTransformer::load(&folder, dtype, &device))))
     }
 
     fn get(&mut self, on_progress: &mut dyn FnMut(Progress)) -> Result<&WanTransformer> {

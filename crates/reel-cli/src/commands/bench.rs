@@ -6,6 +6,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Subcommand};
 use reel_models::device::{parse_device, parse_dtype};
+use reel_models::nn::linear::{with_quantization, Quantization};
 use reel_models::wan::{published_model, published_models, PublishedModel, WanTransformer};
 use reel_models::weights::random_var_builder;
 use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
@@ -99,6 +100,9 @@ struct PipelineBench {
     /// Compute dtype of the text encoder and transformer
     #[arg(long, default_value = "bf16")]
     dtype: String,
+    /// Quantize the text encoder's and transformer's linear layers at load time (q8)
+    #[arg(long, value_name = "FORMAT")]
+    quantize: Option<Quantization>,
     /// cpu, cuda, cuda:N or metal
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -151,6 +155,9 @@ struct TransformerBench {
     /// Compute dtype: f32, bf16 or f16
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// Quantize the linear layers at load time (q8)
+    #[arg(long, value_name = "FORMAT")]
+    quantize: Option<Quantization>,
     /// cpu, cuda, cuda:N or metal
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -227,7 +234,7 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
     let name = model.name;
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
-    let pipeline = WanPipeline::random(model, dtype, &device);
+    let pipeline = WanPipeline::random(model, dtype, &device).with_quantization(args.quantize);
     let mut request = GenerationRequest::new("random weights");
     request.frames = args.shape.frames;
     request.width = args.shape.width;
@@ -309,7 +316,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let tokens = video_tokens(&model, &args.shape)?;
 
     let build = Instant::now();
-    let transformer = WanTransformer::new(config, random_var_builder(dtype, &device))?;
+    let transformer = with_quantization(args.quantize, || WanTransformer::new(config, random_var_builder(dtype, &device)))?;
     let build_seconds = build.elapsed().as_secs_f64();
 
     let latents = Tensor::randn(0f32, 1.0, (1, config.in_channels, frames, height, width), &device)?;
@@ -344,6 +351,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
             "implementation": "reel",
             "model": model.name,
             "dtype": args.dtype,
+            "quantize": args.quantize.map(|_| "q8"),
             "device": args.device,
             "frames": args.shape.frames, "height": args.shape.height, "width": args.shape.width,
             "video_tokens": tokens, "text_tokens": args.text_tokens,
@@ -359,8 +367,9 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "{} transformer, {} frames at {}x{} ({tokens} video tokens, {} text tokens), {} on {}",
-            model.name, args.shape.frames, args.shape.width, args.shape.height, args.text_tokens, args.dtype, args.device
+            "{} transformer, {} frames at {}x{} ({tokens} video tokens, {} text tokens), {}{} on {}",
+            model.name, args.shape.frames, args.shape.width, args.shape.height, args.text_tokens, args.dtype,
+            if args.quantize.is_some() { " with q8 linear layers" } else { "" }, args.device
         );
         println!(
             "forward: {median:.3} s median of {} (min {:.3} s), {:.0} GFLOP -> {gflops_per_second:.0} GFLOP/s",

@@ -1,9 +1,13 @@
 //! A linear layer that records its matrix product in [`super::flops`] and picks the fastest
 //! product this machine has for its weights: reel's AVX-512 BF16 kernel for bf16 weights on a
-//! CPU that has it ([`crate::kernels::bf16_gemm`]), candle's matmul otherwise.
+//! CPU that has it ([`crate::kernels::bf16_gemm`]), candle's matmul otherwise; or, on request
+//! ([`with_quantization`]), int8 weights (GGML's Q8_0: blocks of 32 values with one f16 scale)
+//! multiplied by candle's quantized kernels.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use half::bf16;
@@ -17,6 +21,40 @@ enum Product {
     Candle(candle_nn::Linear),
     /// The weight packed for the AVX-512 BF16 kernel; the bias is added in f32 before rounding.
     PackedBf16 { weight: Arc<PackedBf16>, bias: Option<Arc<Vec<f32>>> },
+    /// A quantized weight; inputs go in as f32, the bias (f32) is added to the f32 result.
+    Quantized { weight: QMatMul, bias: Option<Tensor> },
+}
+
+/// Weight formats linear layers can be built in besides the loaded one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    /// int8 with one scale per 32 weights (8.5 bits per weight).
+    Q8,
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "q8" | "int8" => Ok(Self::Q8),
+            other => Err(format!("unknown quantization {other:?}: expected q8")),
+        }
+    }
+}
+
+thread_local! {
+    static QUANTIZATION: Cell<Option<Quantization>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with every linear layer built inside it (on this thread) quantized to `quantization`,
+/// or as loaded with `None`: how a model loader is asked for int8 weights without threading the
+/// choice through every constructor. Layers whose input width is not a multiple of the 32-value
+/// block stay as loaded.
+pub fn with_quantization<T>(quantization: Option<Quantization>, f: impl FnOnce() -> T) -> T {
+    let outer = QUANTIZATION.with(|q| q.replace(quantization));
+    let result = f();
+    QUANTIZATION.with(|q| q.set(outer));
+    result
 }
 
 #[derive(Debug, Clone)]
@@ -29,7 +67,13 @@ pub struct Linear {
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
         let (out_dim, in_dim) = weight.dims2()?;
-        let product = if kernels::use_bf16_kernel(weight.dtype(), weight.device()) {
+        let quantization = QUANTIZATION.with(Cell::get);
+        let product = if quantization == Some(Quantization::Q8) && in_dim % GgmlDType::Q8_0.block_size() == 0 {
+            let quantized = QTensor::quantize(&weight.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
+            drop(weight);
+            let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
+            Product::Quantized { weight: QMatMul::from_qtensor(quantized)?, bias }
+        } else if kernels::use_bf16_kernel(weight.dtype(), weight.device()) {
             let values = weight.flatten_all()?.to_vec1::<bf16>()?;
             let bias = bias.map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new)).transpose()?;
             Product::PackedBf16 { weight: Arc::new(PackedBf16::pack(&values, out_dim, in_dim)), bias }
@@ -42,6 +86,11 @@ impl Linear {
     /// Whether products run on reel's packed bf16 kernel.
     pub fn is_packed(&self) -> bool {
         matches!(self.product, Product::PackedBf16 { .. })
+    }
+
+    /// Whether the weight is quantized.
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.product, Product::Quantized { .. })
     }
 }
 
@@ -74,6 +123,16 @@ impl Linear {
                     Activation::GeluTanh => out.gelu(),
                 }
             }
+            Product::Quantized { weight, bias } => {
+                let mut out = weight.forward(&x.to_dtype(DType::F32)?)?;
+                if let Some(bias) = bias {
+                    out = out.broadcast_add(bias)?;
+                }
+                if activation == Activation::GeluTanh {
+                    out = out.gelu()?;
+                }
+                out.to_dtype(x.dtype())
+            }
             Product::PackedBf16 { weight, bias } => {
                 let mut out_shape = x.dims().to_vec();
                 *out_shape.last_mut().expect("a linear layer's input has a last dimension") = self.out_dim;
@@ -100,4 +159,49 @@ fn with_cpu_bf16_values<T>(x: &Tensor, f: impl FnOnce(&[bf16]) -> T) -> Result<T
         }
     }
     Ok(f(&x.flatten_all()?.to_vec1::<bf16>()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
+        let diff = (got - want).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let norm = want.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        (diff / norm).sqrt() as f64
+    }
+
+    #[test]
+    fn q8_layers_match_f32_within_int8_error() {
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 0.05, (96, 256), &device).unwrap();
+        let bias = Tensor::randn(0f32, 0.1, 96, &device).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 7, 256), &device).unwrap();
+        let dense = Linear::new(weight.clone(), Some(bias.clone())).unwrap();
+        let quantized = with_quantization(Some(Quantization::Q8), || Linear::new(weight.clone(), Some(bias.clone()))).unwrap();
+        assert!(quantized.is_quantized() && !dense.is_quantized());
+        let want = dense.forward(&x).unwrap();
+        let error = relative_error(&quantized.forward(&x).unwrap(), &want);
+        eprintln!("q8 linear: relative error {error:.1e}");
+        // Q8_0 rounds weights and inputs to 8 bits per 32-value block (about 0.6% each, rms).
+        assert!(error < 2e-2 && error > 0.0, "q8 error {error:e}");
+        let gelu = relative_error(&quantized.forward_gelu_tanh(&x).unwrap(), &want.gelu().unwrap());
+        assert!(gelu < 2e-2, "q8 + GELU error {gelu:e}");
+        // Outside the scope, and for widths that are not whole blocks, layers stay as loaded.
+        assert!(!Linear::new(weight.clone(), None).unwrap().is_quantized());
+        let odd = with_quantization(Some(Quantization::Q8), || Linear::new(Tensor::randn(0f32, 1.0, (8, 40), &device).unwrap(), None)).unwrap();
+        assert!(!odd.is_quantized());
+    }
+
+    #[test]
+    fn bf16_layers_use_the_packed_kernel_where_the_cpu_has_it() {
+        let weight = Tensor::randn(0f32, 0.05, (64, 128), &Device::Cpu).unwrap().to_dtype(DType::BF16).unwrap();
+        let layer = Linear::new(weight.clone(), None).unwrap();
+        assert_eq!(layer.is_packed(), kernels::use_bf16_kernel(DType::BF16, &Device::Cpu));
+        let x = Tensor::randn(0f32, 1.0, (5, 128), &Device::Cpu).unwrap().to_dtype(DType::BF16).unwrap();
+        let want = x.to_dtype(DType::F32).unwrap().matmul(&weight.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
+        let got = layer.forward(&x).unwrap().to_dtype(DType::F32).unwrap();
+        let error = relative_error(&got, &want);
+        assert!(error < 4e-3, "bf16 linear error {error:e}");
+    }
 }
