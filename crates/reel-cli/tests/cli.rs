@@ -306,3 +306,21 @@ fn bench_compare_refuses_an_interpreter_without_the_reference_before_measuring()
     let err = stderr_of(reel().args(["bench", "transformer", "--compare", "pytorch"]));
     assert!(err.contains("diffusers"), "{err}");
 }
+
+#[test]
+fn generate_takes_a_gguf_transformer_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("tiny-wan2.1");
+    let gguf = fixture("tiny-wan2.1-gguf/transformer.gguf");
+    let out = dir.path().join("gguf.mp4");
+    let base = ["generate", "a lighthouse", "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quiet"];
+    reel().args(base).arg("--model").arg(&model).arg("--transformer").arg(&gguf).arg("-o").arg(&out).assert().success();
+    assert_eq!(first_stream(&out)["nb_read_frames"], "5");
+
+    let corrupt = dir.path().join("corrupt.gguf");
+    std::fs::write(&corrupt, b"not a gguf file at all").unwrap();
+    let err = stderr_of(reel().args(base).arg("--model").arg(&model).arg("--transformer").arg(&corrupt).arg("-o").arg(&out));
+    assert!(err.contains("corrupt.gguf") && err.contains("not a readable GGUF"), "{err}");
+    let err = stderr_of(reel().args(base).arg("--model").arg(&model).arg("--transformer").arg(dir.path().join("missing.gguf")).arg("-o").arg(&out));
+    assert!(err.contains("missing.gguf"), "{err}");
+}

@@ -50,3 +50,18 @@ fn wan21_fractional_timestep() {
 fn wan22_ti2v_bf16_checkpoint_with_per_token_timesteps() {
     check("tiny-wan2.2-ti2v/transformer", "wan2.2_ti2v");
 }
+
+/// A GGUF file in the community's layout (original Wan names, Q8_0 linear weights, F16 norms, a
+/// flattened 5-D patch embedding; scripts/fixtures/gguf_wan.py) against diffusers with the
+/// unquantized weights.
+#[test]
+fn wan21_gguf_q8_checkpoint() {
+    let device = test_device();
+    let tensors = load_tensors("parity/transformer_gguf.safetensors");
+    let model = WanTransformer::load_gguf(&fixture("tiny-wan2.1-gguf/transformer.gguf"), DType::F32, &device).unwrap();
+    assert_eq!(model.config().num_layers, 2);
+    let output = model
+        .forward(&take(&tensors, "latents").to_device(&device).unwrap(), &take(&tensors, "timestep").to_device(&device).unwrap(), &take(&tensors, "context").to_device(&device).unwrap())
+        .unwrap();
+    assert_close("gguf q8", &output, &take(&tensors, "output_f32"), Q8_TOLERANCE);
+}

@@ -5,6 +5,7 @@
 //! UMT5-XXL, is the largest), so peak memory is that of one stage, not of the whole model. The text
 //! encoder and transformer compute in the pipeline's dtype; the VAE always decodes in f32.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -121,11 +122,20 @@ pub struct WanPipeline {
     device: Device,
     /// Quantization of the text encoder's and transformers' linear layers (the VAE is convolutional).
     quantization: Option<Quantization>,
+    /// A GGUF transformer used in place of the checkpoint's `transformer` folder.
+    transformer_gguf: Option<PathBuf>,
 }
 
 impl WanPipeline {
     pub fn new(checkpoint: WanCheckpoint, dtype: DType, device: &Device) -> Self {
-        Self { source: Source::Checkpoint(checkpoint), dtype, device: device.clone(), quantization: None }
+        Self { source: Source::Checkpoint(checkpoint), dtype, device: device.clone(), quantization: None, transformer_gguf: None }
+    }
+
+    /// Loads the transformer from a GGUF file (community quantizations) instead of the
+    /// checkpoint's `transformer` folder; the other components still come from the checkpoint.
+    pub fn with_transformer_gguf(mut self, path: Option<PathBuf>) -> Self {
+        self.transformer_gguf = path;
+        self
     }
 
     /// Quantizes the text encoder's and the transformers' linear layers at load time.
@@ -137,7 +147,7 @@ impl WanPipeline {
     /// A published configuration with random weights (no download): the real compute and memory
     /// profile, meaningless frames. Prompts are replaced by fixed token ids.
     pub fn random(model: PublishedModel, dtype: DType, device: &Device) -> Self {
-        Self { source: Source::Random(Box::new(model)), dtype, device: device.clone(), quantization: None }
+        Self { source: Source::Random(Box::new(model)), dtype, device: device.clone(), quantization: None, transformer_gguf: None }
     }
 
     pub fn geometry(&self) -> Result<LatentGeometry> {
@@ -204,6 +214,10 @@ impl WanPipeline {
     /// Makes one video.
     pub fn generate(&self, request: &GenerationRequest, on_progress: OnProgress) -> Result<Generated> {
         let shape = self.latent_shape(request)?;
+        if let Some(path) = &self.transformer_gguf {
+            // Fail before the text encoder runs, not at the first step.
+            std::fs::File::open(path).map_err(|e| SamplingError::InvalidInput(format!("cannot read the GGUF transformer {}: {e}", path.display())))?;
+        }
         if let Some(threshold) = request.step_cache.filter(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(SamplingError::InvalidInput(format!(
                 "step-cache threshold {threshold} is not a positive number (0.05 to 0.2 are typical; leave it out to compute every step)"
@@ -301,9 +315,19 @@ impl WanPipeline {
             Source::Checkpoint(c) => (c.boundary_ratio(), c.expand_timesteps()),
             Source::Random(m) => ((m.experts == 2).then_some(0.875), m.latents.channels == 48),
         };
-        let denoiser = match boundary {
-            Some(ratio) => Denoiser::two_experts(expert("transformer")?, expert("transformer_2")?, ratio)?,
-            None => Denoiser::single(expert("transformer")?),
+        let denoiser = match (boundary, &self.transformer_gguf) {
+            (Some(_), Some(path)) => {
+                return Err(SamplingError::InvalidInput(format!(
+                    "{}: a GGUF transformer replaces a single transformer, and this model has two experts (transformer, transformer_2)",
+                    path.display()
+                )))
+            }
+            (None, Some(path)) => {
+                let path = path.clone();
+                Denoiser::single(Expert::deferred("transformer", Box::new(move || WanTransformer::load_gguf(&path, dtype, &device))))
+            }
+            (Some(ratio), None) => Denoiser::two_experts(expert("transformer")?, expert("transformer_2")?, ratio)?,
+            (None, None) => Denoiser::single(expert("transformer")?),
         };
         Ok(denoiser.with_expand_timesteps(expand))
     }

@@ -87,6 +87,10 @@ pub struct GenerateArgs {
     /// Decode in overlapping tiles: auto tiles frames larger than 832x480
     #[arg(long, value_enum, default_value_t = TilingArg::Auto)]
     vae_tiling: TilingArg,
+    /// Transformer weights from a GGUF file (Wan's original names, as community quantizations such
+    /// as Q8_0 or Q4_K are published) in place of the model's transformer folder
+    #[arg(long, value_name = "FILE.gguf")]
+    transformer: Option<PathBuf>,
     /// Quantize the text encoder's and transformer's linear layers at load time: q8 (int8 with a
     /// scale per 32 weights; about half the memory of bf16, small changes in the output)
     #[arg(long, value_name = "FORMAT")]
@@ -130,7 +134,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     settings.progress = !args.quiet;
     let checkpoint = WanCheckpoint::resolve(&model, &settings)?;
     let defaults = checkpoint.generation_defaults()?;
-    let pipeline = WanPipeline::new(checkpoint, dtype, &device).with_quantization(args.quantize);
+    let pipeline = WanPipeline::new(checkpoint, dtype, &device).with_quantization(args.quantize).with_transformer_gguf(args.transformer.clone());
     let fps = args.fps.or(defaults.fps).unwrap_or(DEFAULT_FPS);
 
     let mut request = GenerationRequest::new(args.prompt.clone());
@@ -213,6 +217,7 @@ fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, 
         "scheduler": args.scheduler,
         "shift": request.shift,
         "step_cache": request.step_cache,
+        "transformer": args.transformer,
         "quantize": args.quantize.map(|_| "q8"),
         "dtype": args.dtype,
     });

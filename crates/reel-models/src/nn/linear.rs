@@ -4,7 +4,8 @@
 //! ([`with_quantization`]), int8 weights (GGML's Q8_0: blocks of 32 values with one f16 scale)
 //! multiplied by candle's quantized kernels.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -44,6 +45,30 @@ impl std::str::FromStr for Quantization {
 
 thread_local! {
     static QUANTIZATION: Cell<Option<Quantization>> = const { Cell::new(None) };
+    /// Weights that come quantized from the checkpoint (GGUF), by tensor name.
+    static PREQUANTIZED: RefCell<HashMap<String, Arc<QTensor>>> = RefCell::new(HashMap::new());
+}
+
+/// Runs `f` with the linear layers built inside it (on this thread) taking their weight from
+/// `weights` (by full tensor name, `<layer>.weight`) when it is there, as loaded: quantized
+/// checkpoints keep their format. Returns the weights no layer took, so loaders can tell.
+pub fn with_prequantized<T>(weights: HashMap<String, Arc<QTensor>>, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = PREQUANTIZED.with(|p| p.replace(weights));
+    let result = f();
+    let unused = PREQUANTIZED.with(|p| p.replace(outer)).into_keys().collect();
+    (result, unused)
+}
+
+/// The checkpoint's quantized weight for the layer under `vb`, if it has one of the right shape.
+fn prequantized(vb: &VarBuilder, out_dim: usize, in_dim: usize) -> Result<Option<Arc<QTensor>>> {
+    let name = format!("{}.weight", vb.prefix());
+    let Some(weight) = PREQUANTIZED.with(|p| p.borrow_mut().remove(&name)) else {
+        return Ok(None);
+    };
+    if weight.shape().dims() != [out_dim, in_dim] {
+        candle_core::bail!("{name} has shape {:?} in the checkpoint, the model expects [{out_dim}, {in_dim}]", weight.shape().dims());
+    }
+    Ok(Some(weight))
 }
 
 /// Runs `f` with every linear layer built inside it (on this thread) quantized to `quantization`,
@@ -83,6 +108,11 @@ impl Linear {
         Ok(Self { product, in_dim, out_dim })
     }
 
+    fn quantized(weight: Arc<QTensor>, bias: Option<Tensor>, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
+        Ok(Self { product: Product::Quantized { weight: QMatMul::from_arc(weight)?, bias }, in_dim, out_dim })
+    }
+
     /// Whether products run on reel's packed bf16 kernel.
     pub fn is_packed(&self) -> bool {
         matches!(self.product, Product::PackedBf16 { .. })
@@ -96,13 +126,18 @@ impl Linear {
 
 /// `in_dim` -> `out_dim` with a bias, from `weight` and `bias` under `vb`.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    let weight = vb.get((out_dim, in_dim), "weight")?;
     let bias = vb.get(out_dim, "bias")?;
-    Linear::new(weight, Some(bias))
+    if let Some(weight) = prequantized(&vb, out_dim, in_dim)? {
+        return Linear::quantized(weight, Some(bias), in_dim, out_dim);
+    }
+    Linear::new(vb.get((out_dim, in_dim), "weight")?, Some(bias))
 }
 
 /// `in_dim` -> `out_dim` without a bias.
 pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    if let Some(weight) = prequantized(&vb, out_dim, in_dim)? {
+        return Linear::quantized(weight, None, in_dim, out_dim);
+    }
     Linear::new(vb.get((out_dim, in_dim), "weight")?, None)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod geometry;
+mod gguf;
 pub mod published;
 pub mod transformer;
 pub mod vae;
