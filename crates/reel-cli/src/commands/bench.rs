@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::{Args, Subcommand};
 use reel_models::device::{parse_device, parse_dtype};
 use reel_models::nn::linear::{with_quantization, Quantization};
-use reel_models::wan::{published_model, published_models, PublishedModel, WanTransformer};
+use reel_models::wan::{published_model, published_models, PublishedModel, WanTransformer, WanVae};
 use reel_models::weights::random_var_builder;
 use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
 use reel_sampling::progress::Stage;
@@ -33,6 +33,8 @@ enum BenchTarget {
     /// model's generation, and a published configuration's transformer forward and VAE decode
     /// with random weights
     Estimate(EstimateBench),
+    /// Time one VAE decode of a published configuration with random weights (f32)
+    Vae(VaeBench),
     /// GFLOP/s of each matrix product of a published transformer's linear layers, with every
     /// kernel this machine has
     Matmul(MatmulBench),
@@ -121,6 +123,22 @@ struct EstimateBench {
 }
 
 #[derive(Args)]
+struct VaeBench {
+    #[command(flatten)]
+    shape: BenchShape,
+    /// Timed decodes
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Also run the reference implementation on the same shape in this run (scripts/bench/vae.py,
+    /// which needs torch and diffusers) and print both with their ratio
+    #[arg(long, value_parser = ["diffusers"])]
+    compare: Option<String>,
+    /// Python interpreter for --compare
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+#[derive(Args)]
 struct StepCacheBench {
     /// Checkpoint of the demo's geometry [default: the bundled demo model]
     #[arg(long)]
@@ -186,6 +204,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Media(bench) => media(bench),
         BenchTarget::Estimate(bench) => super::estimate_bench::run(&bench.shape.model, bench.shape.frames, bench.shape.height, bench.shape.width, &bench.dtype),
         BenchTarget::Matmul(bench) => matmul(bench),
+        BenchTarget::Vae(bench) => vae(bench),
         BenchTarget::StepCache(bench) => {
             let dir = match bench.model {
                 Some(dir) => dir,
@@ -289,6 +308,38 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn vae(args: VaeBench) -> anyhow::Result<()> {
+    let model = published(&args.shape.model)?;
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    if args.compare.is_some() {
+        super::compare::check_reference(&args.python, "vae")?;
+    }
+    let device = Device::Cpu;
+    let (frames, height, width) = model.latents.latent_dims(args.shape.frames, args.shape.height, args.shape.width)?;
+    let vae = WanVae::new(&model.vae, random_var_builder(DType::F32, &device))?;
+    let latents = Tensor::randn(0f32, 1.0, (1, model.latents.channels, frames, height, width), &device)?;
+    reset_peak_memory();
+    let mut seconds = (0..args.runs)
+        .map(|_| {
+            let started = Instant::now();
+            vae.decode(&latents, None)?;
+            Ok(started.elapsed().as_secs_f64())
+        })
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    let peak = peak_memory_bytes();
+    drop(vae);
+    let flops = reel_estimate::cost::vae_decode(&model.vae, frames, height, width).flops;
+    println!("{} VAE decode, {} frames at {}x{}, f32 on cpu", model.name, args.shape.frames, args.shape.width, args.shape.height);
+    println!("decode: {median:.3} s median of {}, {:.0} GFLOP -> {:.0} GFLOP/s", args.runs, flops / 1e9, flops / median / 1e9);
+    if args.compare.is_some() {
+        let reference = super::compare::diffusers_vae(&args.python, model.name, &args.shape, 0, args.runs)?;
+        super::compare::print_table(&[("vae decode", median, reference.seconds, flops)], peak, reference.peak_bytes);
+    }
+    Ok(())
+}
+
 fn matmul(args: MatmulBench) -> anyhow::Result<()> {
     let model = published(&args.shape.model)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
@@ -307,7 +358,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let model = published(&args.shape.model)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     if args.compare.is_some() {
-        super::compare::check_reference(&args.python)?;
+        super::compare::check_reference(&args.python, "transformer")?;
     }
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
@@ -379,8 +430,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
         );
         if let Some(reference) = &reference {
             super::compare::print_table(
-                &[("transformer forward", median, reference.seconds)],
-                flops,
+                &[("transformer forward", median, reference.seconds, flops)],
                 peak,
                 reference.peak_bytes,
             );

@@ -13,18 +13,15 @@ pub struct Reference {
 }
 
 /// The benchmark scripts live in the source tree; run from the repository's root.
-fn script(name: &str) -> anyhow::Result<&'static Path> {
-    let path: &'static Path = match name {
-        "transformer" => Path::new("scripts/bench/transformer.py"),
-        _ => unreachable!("no reference script {name}"),
-    };
+fn script(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = Path::new("scripts/bench").join(format!("{name}.py"));
     anyhow::ensure!(path.exists(), "{} not found: run `reel bench ... --compare diffusers` from the root of reel's source tree", path.display());
     Ok(path)
 }
 
 /// Fails fast, before reel's own measurement, when the reference cannot run here.
-pub fn check_reference(python: &str) -> anyhow::Result<()> {
-    script("transformer")?;
+pub fn check_reference(python: &str, name: &str) -> anyhow::Result<()> {
+    script(name)?;
     let output = Command::new(python)
         .args(["-c", "import torch, diffusers"])
         .output()
@@ -36,21 +33,11 @@ pub fn check_reference(python: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One forward of diffusers' WanTransformer3DModel, timed by scripts/bench/transformer.py.
-pub fn diffusers_transformer(
-    python: &str,
-    model: &str,
-    shape: &super::bench::BenchShape,
-    text_tokens: usize,
-    dtype: &str,
-    warmup: usize,
-    runs: usize,
-) -> anyhow::Result<Reference> {
+/// Runs scripts/bench/`name`.py with `args`; returns its report's "diffusers" object.
+fn run_script(python: &str, name: &str, args: &[String]) -> anyhow::Result<serde_json::Value> {
     let output = Command::new(python)
-        .arg(script("transformer")?)
-        .args(["--model", model, "--dtype", dtype])
-        .args(["--frames", &shape.frames.to_string(), "--width", &shape.width.to_string(), "--height", &shape.height.to_string()])
-        .args(["--text-tokens", &text_tokens.to_string(), "--warmup", &warmup.to_string(), "--runs", &runs.to_string()])
+        .arg(script(name)?)
+        .args(args)
         .output()
         .with_context(|| format!("cannot run {python} (give the interpreter that has torch and diffusers with --python)"))?;
     anyhow::ensure!(
@@ -60,11 +47,50 @@ pub fn diffusers_transformer(
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().context("the diffusers benchmark printed nothing")?;
-    let report: serde_json::Value = serde_json::from_str(last).context("the diffusers benchmark's last line is not JSON")?;
-    let reference = &report["diffusers"];
+    let mut report: serde_json::Value = serde_json::from_str(last).context("the diffusers benchmark's last line is not JSON")?;
+    Ok(report["diffusers"].take())
+}
+
+fn shape_args(model: &str, shape: &super::bench::BenchShape, warmup: usize, runs: usize) -> Vec<String> {
+    [
+        ("--model", model.to_string()),
+        ("--frames", shape.frames.to_string()),
+        ("--width", shape.width.to_string()),
+        ("--height", shape.height.to_string()),
+        ("--warmup", warmup.to_string()),
+        ("--runs", runs.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect()
+}
+
+/// One forward of diffusers' WanTransformer3DModel, timed by scripts/bench/transformer.py.
+#[allow(clippy::too_many_arguments)]
+pub fn diffusers_transformer(
+    python: &str,
+    model: &str,
+    shape: &super::bench::BenchShape,
+    text_tokens: usize,
+    dtype: &str,
+    warmup: usize,
+    runs: usize,
+) -> anyhow::Result<Reference> {
+    let mut args = shape_args(model, shape, warmup, runs);
+    args.extend(["--text-tokens".into(), text_tokens.to_string(), "--dtype".into(), dtype.into()]);
+    let report = run_script(python, "transformer", &args)?;
     Ok(Reference {
-        seconds: reference["seconds_per_forward"].as_f64().context("no seconds_per_forward in the diffusers report")?,
-        peak_bytes: reference["peak_resident_bytes"].as_u64(),
+        seconds: report["seconds_per_forward"].as_f64().context("no seconds_per_forward in the diffusers report")?,
+        peak_bytes: report["peak_resident_bytes"].as_u64(),
+    })
+}
+
+/// One decode of diffusers' AutoencoderKLWan in f32, timed by scripts/bench/vae.py.
+pub fn diffusers_vae(python: &str, model: &str, shape: &super::bench::BenchShape, warmup: usize, runs: usize) -> anyhow::Result<Reference> {
+    let report = run_script(python, "vae", &shape_args(model, shape, warmup, runs))?;
+    Ok(Reference {
+        seconds: report["seconds_per_decode"].as_f64().context("no seconds_per_decode in the diffusers report")?,
+        peak_bytes: report["peak_resident_bytes"].as_u64(),
     })
 }
 
@@ -72,10 +98,10 @@ fn gib(bytes: Option<u64>) -> String {
     bytes.map_or("unknown".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
 }
 
-/// reel against the reference, one row per measured part: (part, reel seconds, reference seconds).
-pub fn print_table(rows: &[(&str, f64, f64)], flops: f64, reel_peak: Option<u64>, reference_peak: Option<u64>) {
+/// reel against the reference, one row per measured part: (part, reel seconds, reference seconds, FLOPs).
+pub fn print_table(rows: &[(&str, f64, f64, f64)], reel_peak: Option<u64>, reference_peak: Option<u64>) {
     println!("{:<22} {:>10} {:>12} {:>14} {:>14} {:>16}", "", "reel s", "diffusers s", "reel/diffusers", "reel GFLOP/s", "diffusers GFLOP/s");
-    for (part, ours, theirs) in rows {
+    for (part, ours, theirs, flops) in rows {
         println!(
             "{part:<22} {ours:>10.3} {theirs:>12.3} {:>14.2} {:>14.0} {:>16.0}",
             ours / theirs,

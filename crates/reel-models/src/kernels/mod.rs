@@ -4,6 +4,7 @@
 pub mod elementwise;
 pub mod bf16_attention;
 pub mod bf16_gemm;
+pub mod conv;
 
 use candle_core::{DType, Device};
 
@@ -15,4 +16,10 @@ fn enabled() -> bool {
 /// Whether a linear layer with a weight of `dtype` on `device` should use the packed bf16 kernel.
 pub fn use_bf16_kernel(dtype: DType, device: &Device) -> bool {
     dtype == DType::BF16 && device.is_cpu() && enabled() && bf16_gemm::available()
+}
+
+/// Whether a convolution of `x` with `weight` should use [`conv::conv3d`]: f32 on the CPU, outside
+/// training (the kernel has no backward pass).
+pub fn use_cpu_conv(x: &candle_core::Tensor, weight: &candle_core::Tensor) -> bool {
+    x.dtype() == DType::F32 && weight.dtype() == DType::F32 && x.device().is_cpu() && enabled() && !x.track_op() && !weight.track_op()
 }

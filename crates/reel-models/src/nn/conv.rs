@@ -1,9 +1,12 @@
-//! Convolutions for video models. candle has 2D convolutions only: a 3D convolution is computed as
-//! the sum, over its temporal taps, of one batched 2D convolution of all the frames that tap sees.
-//! The same code runs on every device candle supports.
+//! Convolutions for video models. On the CPU in f32 (outside training) they run on reel's
+//! patch-matrix kernel ([`crate::kernels::conv`]). Elsewhere, candle having 2D convolutions only,
+//! a 3D convolution is the sum, over its temporal taps, of one batched 2D convolution of all the
+//! frames that tap sees; that path runs on every device candle supports and has gradients.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
+
+use crate::kernels::{self, conv::ConvGeometry};
 
 /// (frames, height, width).
 pub type Triple = (usize, usize, usize);
@@ -31,6 +34,11 @@ impl Conv2d {
 impl Module for Conv2d {
     /// (batch, channels, height, width) -> (batch, c_out, height', width')
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if kernels::use_cpu_conv(x, &self.weight) {
+            let k = self.weight.dim(2)?;
+            let geometry = ConvGeometry { kernel: (1, k, k), stride: (1, self.stride), padding: (self.padding, self.padding) };
+            return kernels::conv::conv3d(&x.unsqueeze(2)?, &self.weight.unsqueeze(2)?, &self.bias, geometry)?.squeeze(2);
+        }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
@@ -69,6 +77,11 @@ impl Conv3d {
         let kt = self.kernel_frames();
         if t < kt {
             candle_core::bail!("conv3d needs at least {kt} frames, got {t}");
+        }
+        if kernels::use_cpu_conv(x, &self.weight) {
+            let (_, _, _, kh, kw) = self.weight.dims5()?;
+            let geometry = ConvGeometry { kernel: (kt, kh, kw), stride: (st, stride), padding: self.padding };
+            return kernels::conv::conv3d(x, &self.weight, &self.bias, geometry);
         }
         let t_out = (t - kt) / st + 1;
         // Frames first, so that the frames each tap sees form one batch of images.
