@@ -7,7 +7,6 @@
     python scripts/bench/transformer.py --reel target/release/reel --dtype bf16
 """
 
-import argparse
 import json
 import resource
 import statistics
@@ -16,6 +15,8 @@ import time
 
 import torch
 from diffusers import WanTransformer3DModel
+
+from shape import shape_parser
 
 # Published transformer configurations (the names of `reel models`) and their latent geometry.
 MODELS = {
@@ -69,15 +70,9 @@ def reel_bench(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="wan2.1-t2v-1.3b", choices=sorted(MODELS))
-    parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=192)
+    parser = shape_parser(__doc__, MODELS, warmup=1, runs=3)
     parser.add_argument("--text-tokens", type=int, default=512)
     parser.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reel", help="path of the reel binary: also measure reel and print the ratio")
     args = parser.parse_args()
 

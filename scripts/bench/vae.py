@@ -5,7 +5,6 @@ on the same latents shape as `reel bench vae`. Prints a JSON report as its last 
     python scripts/bench/vae.py --frames 17 --width 320 --height 192
 """
 
-import argparse
 import json
 import resource
 import statistics
@@ -13,6 +12,8 @@ import time
 
 import torch
 from diffusers import AutoencoderKLWan
+
+from shape import shape_parser
 
 # Published VAE configurations by transformer name (see `reel models`): (config, latent channels, spatial factor).
 MODELS = {
@@ -26,13 +27,7 @@ MODELS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="wan2.1-t2v-1.3b", choices=sorted(MODELS))
-    parser.add_argument("--frames", type=int, default=17)
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=192)
-    parser.add_argument("--warmup", type=int, default=0)
-    parser.add_argument("--runs", type=int, default=1)
+    parser = shape_parser(__doc__, MODELS, warmup=0, runs=1)
     args = parser.parse_args()
 
     config, channels, spatial = MODELS[args.model]
