@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Tensor};
 use reel_models::kernels::bf16_gemm::{self, PackedBf16};
+use reel_models::kernels::int8_gemm::{self, PackedInt8};
 
 /// (name, rows, in, out) of each distinct product of one transformer block.
 fn shapes(model: &reel_models::wan::PublishedModel, video_tokens: usize, text_tokens: usize) -> Vec<(&'static str, usize, usize, usize)> {
@@ -37,7 +38,7 @@ pub fn run(model: &reel_models::wan::PublishedModel, video_tokens: usize, text_t
     let device = Device::Cpu;
     let packed_available = bf16_gemm::available();
     println!("{} linear layers, {video_tokens} video tokens, {text_tokens} text tokens, GFLOP/s (median of {runs})", model.name);
-    println!("{:<28} {:>16} {:>10} {:>10} {:>12}", "product", "shape", "candle f32", "candle bf16", "reel bf16");
+    println!("{:<28} {:>16} {:>10} {:>10} {:>12} {:>12}", "product", "shape", "candle f32", "candle bf16", "reel bf16", "reel int8");
     for (name, rows, in_dim, out_dim) in shapes(model, video_tokens, text_tokens) {
         let flops = 2.0 * rows as f64 * in_dim as f64 * out_dim as f64;
         let x = Tensor::randn(0f32, 1.0, (rows, in_dim), &device)?;
@@ -55,8 +56,16 @@ pub fn run(model: &reel_models::wan::PublishedModel, video_tokens: usize, text_t
         } else {
             format!("{:>12}", "no AVX-512 BF16")
         };
+        let int8_rate = if int8_gemm::available() {
+            let packed = PackedInt8::quantize(&w.flatten_all()?.to_vec1()?, out_dim, in_dim);
+            let values = x.flatten_all()?.to_vec1()?;
+            let seconds = time(runs, || Ok(drop(packed.matmul(&values, rows, None, bf16_gemm::Activation::None))))?;
+            format!("{:>12.0}", flops / seconds / 1e9)
+        } else {
+            format!("{:>12}", "no VNNI")
+        };
         println!(
-            "{name:<28} {:>16} {:>10.0} {:>10.0} {packed_rate}",
+            "{name:<28} {:>16} {:>10.0} {:>10.0} {packed_rate} {int8_rate}",
             format!("{rows}x{in_dim}x{out_dim}"),
             flops / f32_seconds / 1e9,
             flops / bf16_seconds / 1e9

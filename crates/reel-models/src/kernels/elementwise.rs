@@ -53,15 +53,20 @@ pub fn round_to_bf16(src: &[f32], dst: &mut [bf16]) {
     }
 }
 
+/// Rounds to the nearest integer (ties to even) for `|v| < 2^22`, by adding and removing
+/// 1.5 · 2^23: `f32::round` is a libm call that stops vectorisation.
+#[inline(always)]
+pub fn round_nearest(v: f32) -> f32 {
+    const ROUNDER: f32 = 12_582_912.0;
+    (v + ROUNDER) - ROUNDER
+}
+
 /// `exp(y)` for `y <= 0`, flushing to 0 below -87: `2^n * 2^f` with `n = round(y / ln 2)` and a
 /// degree-7 Taylor polynomial for `2^f`, `|f| <= 1/2`.
 #[inline(always)]
 fn exp_non_positive(y: f32) -> f32 {
-    // Round to nearest by adding and removing 1.5 * 2^23 (|t| < 126): `f32::round` is a libm call
-    // that stops vectorisation.
-    const ROUNDER: f32 = 12_582_912.0;
     let t = y.max(-87.0) * std::f32::consts::LOG2_E;
-    let n = (t + ROUNDER) - ROUNDER;
+    let n = round_nearest(t);
     let r = (t - n) * std::f32::consts::LN_2;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)

@@ -4,7 +4,9 @@
 pub mod elementwise;
 pub mod bf16_attention;
 pub mod bf16_gemm;
+pub mod panels;
 pub mod conv;
+pub mod int8_gemm;
 
 use candle_core::{DType, Device};
 
@@ -16,6 +18,12 @@ fn enabled() -> bool {
 /// Whether a linear layer with a weight of `dtype` on `device` should use the packed bf16 kernel.
 pub fn use_bf16_kernel(dtype: DType, device: &Device) -> bool {
     dtype == DType::BF16 && device.is_cpu() && enabled() && bf16_gemm::available()
+}
+
+/// Whether a linear layer quantized to int8 on `device` should use [`int8_gemm`] (else candle's
+/// Q8_0 kernels).
+pub fn use_int8_kernel(device: &Device) -> bool {
+    device.is_cpu() && enabled() && int8_gemm::available()
 }
 
 /// Whether a convolution of `x` with `weight` should use [`conv::conv3d`]: f32 on the CPU, outside

@@ -1,8 +1,9 @@
 //! A linear layer that records its matrix product in [`super::flops`] and picks the fastest
 //! product this machine has for its weights: reel's AVX-512 BF16 kernel for bf16 weights on a
 //! CPU that has it ([`crate::kernels::bf16_gemm`]), candle's matmul otherwise; or, on request
-//! ([`with_quantization`]), int8 weights (GGML's Q8_0: blocks of 32 values with one f16 scale)
-//! multiplied by candle's quantized kernels.
+//! ([`with_quantization`]), int8 weights: reel's VNNI kernel where the CPU has AVX-512 VNNI
+//! ([`crate::kernels::int8_gemm`]), else GGML's Q8_0 (blocks of 32 values with one f16 scale)
+//! multiplied by candle's quantized kernels, as quantized GGUF weights are.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use candle_nn::VarBuilder;
 use half::bf16;
 
 use super::flops::record_matmul;
-use crate::kernels::{self, bf16_gemm::{Activation, PackedBf16}};
+use crate::kernels::{self, bf16_gemm::{Activation, PackedBf16}, int8_gemm::PackedInt8};
 
 #[derive(Debug, Clone)]
 enum Product {
@@ -22,14 +23,17 @@ enum Product {
     Candle(candle_nn::Linear),
     /// The weight packed for the AVX-512 BF16 kernel; the bias is added in f32 before rounding.
     PackedBf16 { weight: Arc<PackedBf16>, bias: Option<Arc<Vec<f32>>> },
-    /// A quantized weight; inputs go in as f32, the bias (f32) is added to the f32 result.
+    /// int8 weights for reel's VNNI kernel (one copy, a byte per weight); bias added in f32.
+    PackedInt8 { weight: Arc<PackedInt8>, bias: Option<Arc<Vec<f32>>> },
+    /// A quantized weight for candle's kernels; inputs go in as f32, the bias (f32) is added to the f32 result.
     Quantized { weight: QMatMul, bias: Option<Tensor> },
 }
 
 /// Weight formats linear layers can be built in besides the loaded one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantization {
-    /// int8 with one scale per 32 weights (8.5 bits per weight).
+    /// int8: a scale per output channel and inputs quantized per row on reel's VNNI kernel
+    /// (8 bits per weight); elsewhere Q8_0, a scale per 32 weights (8.5 bits).
     Q8,
 }
 
@@ -73,8 +77,8 @@ fn prequantized(vb: &VarBuilder, out_dim: usize, in_dim: usize) -> Result<Option
 
 /// Runs `f` with every linear layer built inside it (on this thread) quantized to `quantization`,
 /// or as loaded with `None`: how a model loader is asked for int8 weights without threading the
-/// choice through every constructor. Layers whose input width is not a multiple of the 32-value
-/// block stay as loaded.
+/// choice through every constructor. Without the VNNI kernel, layers whose input width is not a
+/// multiple of Q8_0's 32-value block stay as loaded.
 pub fn with_quantization<T>(quantization: Option<Quantization>, f: impl FnOnce() -> T) -> T {
     let outer = QUANTIZATION.with(|q| q.replace(quantization));
     let result = f();
@@ -93,15 +97,18 @@ impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
         let (out_dim, in_dim) = weight.dims2()?;
         let quantization = QUANTIZATION.with(Cell::get);
-        let product = if quantization == Some(Quantization::Q8) && in_dim % GgmlDType::Q8_0.block_size() == 0 {
+        let f32_bias = |bias: Option<Tensor>| bias.map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new)).transpose();
+        let product = if quantization == Some(Quantization::Q8) && kernels::use_int8_kernel(weight.device()) {
+            let values = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            Product::PackedInt8 { weight: Arc::new(PackedInt8::quantize(&values, out_dim, in_dim)), bias: f32_bias(bias)? }
+        } else if quantization == Some(Quantization::Q8) && in_dim % GgmlDType::Q8_0.block_size() == 0 {
             let quantized = QTensor::quantize(&weight.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
             drop(weight);
             let bias = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
             Product::Quantized { weight: QMatMul::from_qtensor(quantized)?, bias }
         } else if kernels::use_bf16_kernel(weight.dtype(), weight.device()) {
             let values = weight.flatten_all()?.to_vec1::<bf16>()?;
-            let bias = bias.map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>().map(Arc::new)).transpose()?;
-            Product::PackedBf16 { weight: Arc::new(PackedBf16::pack(&values, out_dim, in_dim)), bias }
+            Product::PackedBf16 { weight: Arc::new(PackedBf16::pack(&values, out_dim, in_dim)), bias: f32_bias(bias)? }
         } else {
             Product::Candle(candle_nn::Linear::new(weight, bias))
         };
@@ -120,7 +127,7 @@ impl Linear {
 
     /// Whether the weight is quantized.
     pub fn is_quantized(&self) -> bool {
-        matches!(self.product, Product::Quantized { .. })
+        matches!(self.product, Product::Quantized { .. } | Product::PackedInt8 { .. })
     }
 }
 
@@ -168,11 +175,24 @@ impl Linear {
                 }
                 out.to_dtype(x.dtype())
             }
+            Product::PackedInt8 { weight, bias } => {
+                let mut out_shape = x.dims().to_vec();
+                *out_shape.last_mut().expect("a linear layer's input has a last dimension") = self.out_dim;
+                let x32 = x.to_dtype(DType::F32)?;
+                let bias = bias.as_deref().map(Vec::as_slice);
+                if x.dtype() == DType::BF16 {
+                    let out = with_cpu_values::<f32, _>(&x32, |values| weight.matmul(values, rows, bias, activation))?;
+                    Tensor::from_vec(out, out_shape, &Device::Cpu)
+                } else {
+                    let out = with_cpu_values::<f32, _>(&x32, |values| weight.matmul_f32(values, rows, bias, activation))?;
+                    Tensor::from_vec(out, out_shape, &Device::Cpu)?.to_dtype(x.dtype())
+                }
+            }
             Product::PackedBf16 { weight, bias } => {
                 let mut out_shape = x.dims().to_vec();
                 *out_shape.last_mut().expect("a linear layer's input has a last dimension") = self.out_dim;
                 let x = x.to_dtype(DType::BF16)?;
-                let out = with_cpu_bf16_values(&x, |values| weight.matmul(values, rows, bias.as_deref().map(Vec::as_slice), activation))?;
+                let out = with_cpu_values::<bf16, _>(&x, |values| weight.matmul(values, rows, bias.as_deref().map(Vec::as_slice), activation))?;
                 Tensor::from_vec(out, out_shape, &Device::Cpu)?.to_dtype(x.dtype())
             }
         }
@@ -185,15 +205,15 @@ impl Module for Linear {
     }
 }
 
-/// Runs `f` on a CPU bf16 tensor's values in row-major order, copied only when it is not contiguous.
-fn with_cpu_bf16_values<T>(x: &Tensor, f: impl FnOnce(&[bf16]) -> T) -> Result<T> {
+/// Runs `f` on a CPU tensor's values in row-major order, copied only when it is not contiguous.
+fn with_cpu_values<V: candle_core::WithDType, T>(x: &Tensor, f: impl FnOnce(&[V]) -> T) -> Result<T> {
     {
         let (storage, layout) = x.storage_and_layout();
         if let (candle_core::Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
-            return Ok(f(&cpu.as_slice::<bf16>()?[start..end]));
+            return Ok(f(&cpu.as_slice::<V>()?[start..end]));
         }
     }
-    Ok(f(&x.flatten_all()?.to_vec1::<bf16>()?))
+    Ok(f(&x.flatten_all()?.to_vec1::<V>()?))
 }
 
 #[cfg(test)]
@@ -221,11 +241,12 @@ mod tests {
         // Q8_0 rounds weights and inputs to 8 bits per 32-value block (about 0.6% each, rms).
         assert!(error < 2e-2 && error > 0.0, "q8 error {error:e}");
         let gelu = relative_error(&quantized.forward_gelu_tanh(&x).unwrap(), &want.gelu().unwrap());
-        assert!(gelu < 2e-2, "q8 + GELU error {gelu:e}");
-        // Outside the scope, and for widths that are not whole blocks, layers stay as loaded.
+        assert!(gelu < 3e-2, "q8 + GELU error {gelu:e}");
+        // Outside the scope layers stay as loaded; widths that are not whole Q8_0 blocks are
+        // quantized only by the VNNI kernel.
         assert!(!Linear::new(weight.clone(), None).unwrap().is_quantized());
         let odd = with_quantization(Some(Quantization::Q8), || Linear::new(Tensor::randn(0f32, 1.0, (8, 40), &device).unwrap(), None)).unwrap();
-        assert!(!odd.is_quantized());
+        assert_eq!(odd.is_quantized(), kernels::use_int8_kernel(&device));
     }
 
     #[test]
