@@ -111,6 +111,13 @@ struct PipelineBench {
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
+    /// Also run diffusers' pipeline on the same work in this run (scripts/bench/pipeline.py, bf16,
+    /// which needs torch, transformers and diffusers) and print both by stage
+    #[arg(long, value_parser = ["diffusers"], conflicts_with = "json")]
+    compare: Option<String>,
+    /// Python interpreter for --compare
+    #[arg(long, default_value = "python3")]
+    python: String,
 }
 
 #[derive(Args)]
@@ -170,6 +177,9 @@ struct TransformerBench {
     /// Prompt tokens given to cross-attention (Wan pads prompts to 512)
     #[arg(long, default_value_t = 512)]
     text_tokens: usize,
+    /// Videos per forward (2 measures classifier-free guidance batched into one forward)
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Compute dtype: f32, bf16 or f16
     #[arg(long, default_value = "f32")]
     dtype: String,
@@ -250,6 +260,10 @@ fn published(name: &str) -> anyhow::Result<PublishedModel> {
 
 fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
     let model = published(&args.shape.model)?;
+    if args.compare.is_some() {
+        super::compare::check_reference(&args.python, "pipeline")?;
+    }
+    let stage_flops = pipeline_flops(&model, &args)?;
     let name = model.name;
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
@@ -305,7 +319,32 @@ fn pipeline(args: PipelineBench) -> anyhow::Result<()> {
         println!("  {stage:<22} {:>8.2} GiB", gib(*bytes));
     }
     println!("peak resident memory: {:.2} GiB", gib(overall));
+    if args.compare.is_some() {
+        let reference = super::compare::diffusers_pipeline(&args.python, name, &args.shape, args.steps, args.guidance)?;
+        let mut rows = Vec::new();
+        for ((stage, seconds), (part, flops)) in generated.stage_seconds.iter().zip(["encode", "denoise", "decode"].iter().zip(stage_flops)) {
+            let theirs = reference.stage_seconds.get(*part).copied().with_context(|| format!("the diffusers report has no {part} stage"))?;
+            rows.push((stage.to_string(), *seconds, theirs, flops));
+        }
+        rows.push(("whole pipeline".into(), generated.stage_seconds.iter().map(|(_, s)| s).sum(), reference.stage_seconds.values().sum(), stage_flops.iter().sum()));
+        let rows: Vec<(&str, f64, f64, f64)> = rows.iter().map(|(p, a, b, f)| (p.as_str(), *a, *b, *f)).collect();
+        super::compare::print_table(&rows, Some(overall), reference.peak_bytes);
+    }
     Ok(())
+}
+
+/// FLOPs of the pipeline benchmark's stages: prompt encoding (prompt and negative prompt),
+/// denoising (every step, twice with guidance), decoding.
+fn pipeline_flops(model: &PublishedModel, args: &PipelineBench) -> anyhow::Result<[f64; 3]> {
+    let text_tokens = reel_sampling::prompt::DEFAULT_MAX_SEQUENCE_LENGTH;
+    let passes = if args.guidance > 1.0 { 2.0 } else { 1.0 };
+    let (frames, height, width) = model.latents.latent_dims(args.shape.frames, args.shape.height, args.shape.width)?;
+    let tokens = video_tokens(model, &args.shape)?;
+    Ok([
+        passes * reel_estimate::cost::text_encoder(&model.text_encoder, text_tokens).flops,
+        args.steps as f64 * passes * model.transformer.forward_flops(tokens, text_tokens).total(),
+        reel_estimate::cost::vae_decode(&model.vae, frames, height, width).flops,
+    ])
 }
 
 fn vae(args: VaeBench) -> anyhow::Result<()> {
@@ -370,9 +409,11 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
     let transformer = with_quantization(args.quantize, || WanTransformer::new(config, random_var_builder(dtype, &device)))?;
     let build_seconds = build.elapsed().as_secs_f64();
 
-    let latents = Tensor::randn(0f32, 1.0, (1, config.in_channels, frames, height, width), &device)?;
-    let context = Tensor::randn(0f32, 1.0, (1, args.text_tokens, config.text_dim), &device)?.to_dtype(dtype)?;
-    let timestep = Tensor::new(&[500f32], &device)?;
+    anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(args.batch == 1 || args.compare.is_none(), "--compare runs the reference with one video per forward: leave out --batch");
+    let latents = Tensor::randn(0f32, 1.0, (args.batch, config.in_channels, frames, height, width), &device)?;
+    let context = Tensor::randn(0f32, 1.0, (args.batch, args.text_tokens, config.text_dim), &device)?.to_dtype(dtype)?;
+    let timestep = Tensor::new(vec![500f32; args.batch], &device)?;
 
     reset_peak_memory();
     for _ in 0..args.warmup {
@@ -387,7 +428,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
-    let flops = config.forward_flops(tokens, args.text_tokens).total();
+    let flops = args.batch as f64 * config.forward_flops(tokens, args.text_tokens).total();
     let gflops_per_second = flops / median / 1e9;
     let peak = peak_memory_bytes();
     // Drop reel's model before the reference allocates its own.
@@ -405,7 +446,7 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
             "quantize": args.quantize.map(|_| "q8"),
             "device": args.device,
             "frames": args.shape.frames, "height": args.shape.height, "width": args.shape.width,
-            "video_tokens": tokens, "text_tokens": args.text_tokens,
+            "video_tokens": tokens, "text_tokens": args.text_tokens, "batch": args.batch,
             "seconds_per_forward": median, "runs": seconds,
             "gflop_per_forward": flops / 1e9,
             "gflops_per_second": gflops_per_second,
@@ -418,8 +459,8 @@ fn transformer(args: TransformerBench) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "{} transformer, {} frames at {}x{} ({tokens} video tokens, {} text tokens), {}{} on {}",
-            model.name, args.shape.frames, args.shape.width, args.shape.height, args.text_tokens, args.dtype,
+            "{} transformer, {} x {} frames at {}x{} ({tokens} video tokens, {} text tokens), {}{} on {}",
+            model.name, args.batch, args.shape.frames, args.shape.width, args.shape.height, args.text_tokens, args.dtype,
             if args.quantize.is_some() { " with q8 linear layers" } else { "" }, args.device
         );
         println!(

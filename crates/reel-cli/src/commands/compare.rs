@@ -94,6 +94,21 @@ pub fn diffusers_vae(python: &str, model: &str, shape: &super::bench::BenchShape
     })
 }
 
+/// What diffusers' pipeline measured, by stage (encode, denoise, decode).
+pub struct PipelineReference {
+    pub stage_seconds: std::collections::BTreeMap<String, f64>,
+    pub peak_bytes: Option<u64>,
+}
+
+/// diffusers' WanPipeline with random weights on the same work, timed by scripts/bench/pipeline.py.
+pub fn diffusers_pipeline(python: &str, model: &str, shape: &super::bench::BenchShape, steps: usize, guidance: f64) -> anyhow::Result<PipelineReference> {
+    let mut args = shape_args(model, shape, 0, 1);
+    args.extend(["--steps".into(), steps.to_string(), "--guidance".into(), guidance.to_string()]);
+    let report = run_script(python, "pipeline", &args)?;
+    let stage_seconds = serde_json::from_value(report["stage_seconds"].clone()).context("no stage_seconds in the diffusers report")?;
+    Ok(PipelineReference { stage_seconds, peak_bytes: report["peak_resident_bytes"].as_u64() })
+}
+
 fn gib(bytes: Option<u64>) -> String {
     bytes.map_or("unknown".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
 }

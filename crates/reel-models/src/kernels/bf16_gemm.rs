@@ -144,6 +144,11 @@ mod tests {
         (diff / norm).sqrt()
     }
 
+    #[test]
+    fn bf16_weights_take_two_bytes_each() {
+        assert_eq!(PackedBf16::pack(&vec![bf16::ONE; 96 * 64], 96, 64).bytes(), 96 * 64 * 2);
+    }
+
     /// Awkward sizes: single rows and columns, odd input widths, partial panels and row blocks,
     /// input widths spanning several cache blocks.
     #[test]

@@ -173,4 +173,11 @@ mod tests {
             assert!(quantization < 4e-2, "{rows}x{in_dim} by {out_dim}: int8 error {quantization:e}");
         }
     }
+
+    /// One byte per weight (plus a scale and a sum per output channel) once the panels are full.
+    #[test]
+    fn int8_weights_take_one_byte_each() {
+        let packed = PackedInt8::quantize(&vec![0.5f32; 96 * 64], 96, 64);
+        assert_eq!(packed.bytes(), 96 * 64 + 8 * 96);
+    }
 }
