@@ -324,3 +324,42 @@ fn generate_takes_a_gguf_transformer_and_names_a_bad_one() {
     let err = stderr_of(reel().args(base).arg("--model").arg(&model).arg("--transformer").arg(dir.path().join("missing.gguf")).arg("-o").arg(&out));
     assert!(err.contains("missing.gguf"), "{err}");
 }
+
+#[test]
+fn generate_step_cache_reuses_steps_and_refuses_a_bad_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = reel()
+        .current_dir(dir.path())
+        .env("REEL_CACHE_DIR", dir.path().join("cache"))
+        .args(["generate", "a red square moving right", "--step-cache", "0.4", "-o", "cached.mp4"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let reused: usize = stderr
+        .split("step cache: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no step-cache report in:\n{stderr}"));
+    assert!(reused > 0 && stderr.contains("of 20 steps reused"), "{stderr}");
+    let err = stderr_of(reel().current_dir(dir.path()).env("REEL_CACHE_DIR", dir.path().join("cache")).args(["generate", "x", "--step-cache", "0", "-o", "zero.mp4"]));
+    assert!(err.contains("step-cache threshold 0") && err.contains("positive"), "{err}");
+}
+
+#[test]
+fn generate_quantizes_to_int8_on_request_and_names_the_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q8.mp4");
+    reel()
+        .args(["generate", "a lighthouse", "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quantize", "q8", "--quiet", "--model"])
+        .arg(fixture("tiny-wan2.1"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(first_stream(&out)["nb_read_frames"], "5");
+    let err = stderr_of(reel().args(["generate", "x", "--quantize", "q4"]));
+    assert!(err.contains("q4") && err.contains("q8"), "{err}");
+}
