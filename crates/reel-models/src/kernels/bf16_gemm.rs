@@ -6,7 +6,7 @@
 use half::bf16;
 
 use super::elementwise::{gelu_tanh_in_place, round_to_bf16};
-use super::panels::{supports, Instruction, Panels};
+use super::panels::{supports, with_row, Instruction, Panels};
 
 /// Whether this CPU runs [`PackedBf16::matmul`].
 pub fn available() -> bool {
@@ -69,9 +69,10 @@ impl PackedBf16 {
         // SAFETY: two bf16 (u16) make one u32 group; the length is even (padded above).
         let groups = unsafe { std::slice::from_raw_parts(x.as_ptr() as *const u32, x.len() / 2) };
         self.panels.product(Instruction::Bf16Pairs, groups, rows, |_, sums, dst| {
-            let mut row: Vec<f32> = sums.iter().map(|s| f32::from_bits(*s)).collect();
-            finish_row(&mut row, bias, activation);
-            store(&row, dst);
+            with_row(sums.iter().map(|s| f32::from_bits(*s)), |row| {
+                finish_row(row, bias, activation);
+                store(row, dst);
+            })
         })
     }
 }

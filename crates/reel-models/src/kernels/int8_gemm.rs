@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::bf16_gemm::{finish_row, Activation};
 use super::elementwise::{round_nearest, round_to_bf16};
-use super::panels::{supports, Instruction, Panels};
+use super::panels::{supports, with_row, Instruction, Panels};
 
 /// Whether this CPU runs [`PackedInt8::matmul`].
 pub fn available() -> bool {
@@ -97,14 +97,15 @@ impl PackedInt8 {
             },
         );
         self.panels.product(Instruction::Int8Quads, &packed, rows, |r, sums, dst| {
-            let mut row: Vec<f32> = sums
+            let values = sums
                 .iter()
                 .zip(&self.column_sums)
                 .zip(&self.scales)
-                .map(|((s, column_sum), scale)| (*s as i32 - 128 * column_sum) as f32 * scale * input_scales[r])
-                .collect();
-            finish_row(&mut row, bias, activation);
-            store(&row, dst);
+                .map(|((s, column_sum), scale)| (*s as i32 - 128 * column_sum) as f32 * scale * input_scales[r]);
+            with_row(values, |row| {
+                finish_row(row, bias, activation);
+                store(row, dst);
+            })
         })
     }
 }

@@ -42,6 +42,21 @@ thread_local! {
     static SUMS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// One output row's f32 values while a kernel finishes it.
+    static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch row, filled from `values` (no allocation per row).
+pub fn with_row<R>(values: impl Iterator<Item = f32>, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    ROW.with(|row| {
+        let mut row = row.borrow_mut();
+        row.clear();
+        row.extend(values);
+        f(&mut row)
+    })
+}
+
 struct SendPtr(*mut u32);
 // SAFETY: threads write disjoint columns through it (see `Panels::product`).
 unsafe impl Sync for SendPtr {}
