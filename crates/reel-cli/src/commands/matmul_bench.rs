@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Tensor};
-use reel_models::kernels::bf16_gemm::{self, PackedBf16};
+use half::bf16;
+use reel_models::kernels::bf16_gemm::{self, Activation, PackedBf16};
 use reel_models::kernels::int8_gemm::{self, PackedInt8};
 
 /// (name, rows, in, out) of each distinct product of one transformer block.
@@ -34,9 +35,13 @@ fn time(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Resul
     Ok(seconds[seconds.len() / 2])
 }
 
+/// A kernel's GFLOP/s from `measure`'s seconds, or `missing` where this CPU lacks the kernel.
+fn rate(available: bool, missing: &str, flops: f64, measure: impl FnOnce() -> anyhow::Result<f64>) -> anyhow::Result<String> {
+    Ok(if available { format!("{:>12.0}", flops / measure()? / 1e9) } else { format!("{missing:>12}") })
+}
+
 pub fn run(model: &reel_models::wan::PublishedModel, video_tokens: usize, text_tokens: usize, runs: usize) -> anyhow::Result<()> {
     let device = Device::Cpu;
-    let packed_available = bf16_gemm::available();
     println!("{} linear layers, {video_tokens} video tokens, {text_tokens} text tokens, GFLOP/s (median of {runs})", model.name);
     println!("{:<28} {:>16} {:>10} {:>10} {:>12} {:>12}", "product", "shape", "candle f32", "candle bf16", "reel bf16", "reel int8");
     for (name, rows, in_dim, out_dim) in shapes(model, video_tokens, text_tokens) {
@@ -48,22 +53,16 @@ pub fn run(model: &reel_models::wan::PublishedModel, video_tokens: usize, text_t
         let (x16, w16) = (x.to_dtype(DType::BF16)?, w.to_dtype(DType::BF16)?);
         let candle_bf16 = candle_nn::Linear::new(w16.clone(), None);
         let bf16_seconds = time(runs, || Ok(drop(candle_bf16.forward(&x16)?)))?;
-        let packed_rate = if packed_available {
+        let packed_rate = rate(bf16_gemm::available(), "no AVX-512 BF16", flops, || {
             let packed = PackedBf16::pack(&w16.flatten_all()?.to_vec1()?, out_dim, in_dim);
             let values = x16.flatten_all()?.to_vec1()?;
-            let seconds = time(runs, || Ok(drop(packed.matmul(&values, rows, None, bf16_gemm::Activation::None))))?;
-            format!("{:>12.0}", flops / seconds / 1e9)
-        } else {
-            format!("{:>12}", "no AVX-512 BF16")
-        };
-        let int8_rate = if int8_gemm::available() {
+            time(runs, || Ok(drop(packed.matmul::<bf16>(&values, rows, None, Activation::None))))
+        })?;
+        let int8_rate = rate(int8_gemm::available(), "no VNNI", flops, || {
             let packed = PackedInt8::quantize(&w.flatten_all()?.to_vec1()?, out_dim, in_dim);
             let values = x.flatten_all()?.to_vec1()?;
-            let seconds = time(runs, || Ok(drop(packed.matmul(&values, rows, None, bf16_gemm::Activation::None))))?;
-            format!("{:>12.0}", flops / seconds / 1e9)
-        } else {
-            format!("{:>12}", "no VNNI")
-        };
+            time(runs, || Ok(drop(packed.matmul::<bf16>(&values, rows, None, Activation::None))))
+        })?;
         println!(
             "{name:<28} {:>16} {:>10.0} {:>10.0} {packed_rate} {int8_rate}",
             format!("{rows}x{in_dim}x{out_dim}"),

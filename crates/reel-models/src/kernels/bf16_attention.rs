@@ -55,7 +55,7 @@ pub fn attention(
         let queries = &q[head * q_len * head_dim..][..q_len * head_dim];
         for start in (0..q_len).step_by(chunk) {
             let rows = chunk.min(q_len - start);
-            let mut scores = keys.matmul_f32(&queries[start * head_dim..][..rows * head_dim], rows, None, Activation::None);
+            let mut scores = keys.matmul::<f32>(&queries[start * head_dim..][..rows * head_dim], rows, None, Activation::None);
             let mut probs = vec![bf16::ZERO; rows * kv_len];
             for (i, (row, dst)) in scores.chunks_mut(kv_len).zip(probs.chunks_mut(kv_len)).enumerate() {
                 row.iter_mut().for_each(|s| *s *= scale);
@@ -65,7 +65,7 @@ pub fn attention(
                 softmax_in_place(row);
                 round_to_bf16(row, dst);
             }
-            let chunk_out = values_t.matmul(&probs, rows, None, Activation::None);
+            let chunk_out: Vec<bf16> = values_t.matmul(&probs, rows, None, Activation::None);
             out[start * head_dim..][..rows * head_dim].copy_from_slice(&chunk_out);
         }
     });

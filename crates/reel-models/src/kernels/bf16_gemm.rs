@@ -5,7 +5,7 @@
 
 use half::bf16;
 
-use super::elementwise::{gelu_tanh_in_place, round_to_bf16};
+use super::elementwise::{gelu_tanh_in_place, Finished};
 use super::panels::{supports, with_row, Instruction, Panels};
 
 /// Whether this CPU runs [`PackedBf16::matmul`].
@@ -38,25 +38,9 @@ impl PackedBf16 {
         self.panels.bytes()
     }
 
-    /// `activation(x · Wᵀ + bias)` in f32, for `x` row-major (rows, in_dim). Panics when
-    /// [`available`] is false.
-    pub fn matmul_f32(&self, x: &[bf16], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<f32> {
-        self.product(x, rows, bias, activation, |src, dst| dst.copy_from_slice(src))
-    }
-
-    /// `activation(x · Wᵀ + bias)` rounded to bf16 once, at the end.
-    pub fn matmul(&self, x: &[bf16], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<bf16> {
-        self.product(x, rows, bias, activation, round_to_bf16)
-    }
-
-    fn product<T: Copy + Default + Send>(
-        &self,
-        x: &[bf16],
-        rows: usize,
-        bias: Option<&[f32]>,
-        activation: Activation,
-        store: impl Fn(&[f32], &mut [T]) + Sync,
-    ) -> Vec<T> {
+    /// `activation(x · Wᵀ + bias)` for `x` row-major (rows, in_dim), in f32 or rounded once to
+    /// bf16 (`T`). Panics when [`available`] is false.
+    pub fn matmul<T: Finished>(&self, x: &[bf16], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<T> {
         assert_eq!(x.len(), rows * self.in_dim, "input of {} values is not {rows} x {}", x.len(), self.in_dim);
         // Rows are read as u32 pairs: an odd input width is padded so that every row starts on a pair.
         let padded;
@@ -71,7 +55,7 @@ impl PackedBf16 {
         self.panels.product(Instruction::Bf16Pairs, groups, rows, |_, sums, dst| {
             with_row(sums.iter().map(|s| f32::from_bits(*s)), |row| {
                 finish_row(row, bias, activation);
-                store(row, dst);
+                T::store(row, dst);
             })
         })
     }
@@ -169,17 +153,17 @@ mod tests {
             let bias: Option<Vec<f32>> = with_bias.then(|| random_bf16(out_dim, &mut seed).iter().map(|v| v.to_f32()).collect());
             let want = reference(&x, &w, bias.as_deref(), rows, out_dim, in_dim);
             let packed = PackedBf16::pack(&w, out_dim, in_dim);
-            let sums = packed.matmul_f32(&x, rows, bias.as_deref(), Activation::None);
+            let sums = packed.matmul::<f32>(&x, rows, bias.as_deref(), Activation::None);
             let f32_error = relative_error(sums.iter().map(|v| *v as f64), &want);
             eprintln!("{rows}x{in_dim} by {out_dim}: f32 {f32_error:.1e}");
             assert!(f32_error < 1e-6, "{rows}x{in_dim} by {out_dim}: f32 sums off by {f32_error:e}");
-            let rounded = packed.matmul(&x, rows, bias.as_deref(), Activation::None);
+            let rounded: Vec<bf16> = packed.matmul(&x, rows, bias.as_deref(), Activation::None);
             let bf16_error = relative_error(rounded.iter().map(|v| v.to_f64()), &want);
             assert!(bf16_error < 4e-3, "{rows}x{in_dim} by {out_dim}: bf16 output off by {bf16_error:e}");
 
             let gelu = |v: f64| 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh());
             let want_gelu: Vec<f64> = want.iter().map(|v| gelu(*v)).collect();
-            let fused = packed.matmul_f32(&x, rows, bias.as_deref(), Activation::GeluTanh);
+            let fused = packed.matmul::<f32>(&x, rows, bias.as_deref(), Activation::GeluTanh);
             let gelu_error = relative_error(fused.iter().map(|v| *v as f64), &want_gelu);
             assert!(gelu_error < 1e-6, "{rows}x{in_dim} by {out_dim}: GELU epilogue off by {gelu_error:e}");
         }

@@ -44,6 +44,23 @@ pub fn softmax_in_place(row: &mut [f32]) {
     row.iter_mut().for_each(|v| *v *= inverse);
 }
 
+/// A value type kernels can finish their f32 results in: f32 as is, or bf16 rounded once.
+pub trait Finished: Copy + Default + Send {
+    fn store(src: &[f32], dst: &mut [Self]);
+}
+
+impl Finished for f32 {
+    fn store(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+impl Finished for bf16 {
+    fn store(src: &[f32], dst: &mut [bf16]) {
+        round_to_bf16(src, dst);
+    }
+}
+
 /// Rounds f32 values to bf16, to nearest even (as torch and `half` do; NaN stays NaN).
 pub fn round_to_bf16(src: &[f32], dst: &mut [bf16]) {
     for (d, s) in dst.iter_mut().zip(src) {

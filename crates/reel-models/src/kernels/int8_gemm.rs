@@ -7,11 +7,10 @@
 //! `128 · Σ w_q`, is taken back from each column's i32 sum before scaling. Weights take one byte
 //! per value in the layout of [`super::panels`] (quads of int8 per u32).
 
-use half::bf16;
 use rayon::prelude::*;
 
 use super::bf16_gemm::{finish_row, Activation};
-use super::elementwise::{round_nearest, round_to_bf16};
+use super::elementwise::{round_nearest, Finished};
 use super::panels::{supports, with_row, Instruction, Panels};
 
 /// Whether this CPU runs [`PackedInt8::matmul`].
@@ -63,25 +62,9 @@ impl PackedInt8 {
         self.panels.bytes() + 8 * self.scales.len()
     }
 
-    /// `activation(x · Wᵀ + bias)` in f32, for `x` row-major (rows, in_dim). Panics when
-    /// [`available`] is false.
-    pub fn matmul_f32(&self, x: &[f32], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<f32> {
-        self.product(x, rows, bias, activation, |src, dst| dst.copy_from_slice(src))
-    }
-
-    /// `activation(x · Wᵀ + bias)` rounded to bf16.
-    pub fn matmul(&self, x: &[f32], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<bf16> {
-        self.product(x, rows, bias, activation, round_to_bf16)
-    }
-
-    fn product<T: Copy + Default + Send>(
-        &self,
-        x: &[f32],
-        rows: usize,
-        bias: Option<&[f32]>,
-        activation: Activation,
-        store: impl Fn(&[f32], &mut [T]) + Sync,
-    ) -> Vec<T> {
+    /// `activation(x · Wᵀ + bias)` for `x` row-major (rows, in_dim), in f32 or rounded once to
+    /// bf16 (`T`). Panics when [`available`] is false.
+    pub fn matmul<T: Finished>(&self, x: &[f32], rows: usize, bias: Option<&[f32]>, activation: Activation) -> Vec<T> {
         assert_eq!(x.len(), rows * self.in_dim, "input of {} values is not {rows} x {}", x.len(), self.in_dim);
         let quads = self.panels.groups;
         let mut packed = vec![0u32; rows * quads];
@@ -104,7 +87,7 @@ impl PackedInt8 {
                 .map(|((s, column_sum), scale)| (*s as i32 - 128 * column_sum) as f32 * scale * input_scales[r]);
             with_row(values, |row| {
                 finish_row(row, bias, activation);
-                store(row, dst);
+                T::store(row, dst);
             })
         })
     }
@@ -150,7 +133,7 @@ mod tests {
             let w = random(out_dim * in_dim, &mut seed);
             let bias = random(out_dim, &mut seed);
             let packed = PackedInt8::quantize(&w, out_dim, in_dim);
-            let got = packed.matmul_f32(&x, rows, Some(&bias), Activation::None);
+            let got = packed.matmul::<f32>(&x, rows, Some(&bias), Activation::None);
 
             let (mut wq, mut xq) = (vec![0i8; in_dim], vec![0i8; in_dim]);
             let w_scales: Vec<(f32, Vec<i8>)> = w.chunks(in_dim).map(|r| (quantize_row(r, &mut wq), wq.clone())).collect();

@@ -181,10 +181,10 @@ impl Linear {
                 let x32 = x.to_dtype(DType::F32)?;
                 let bias = bias.as_deref().map(Vec::as_slice);
                 if x.dtype() == DType::BF16 {
-                    let out = with_cpu_values::<f32, _>(&x32, |values| weight.matmul(values, rows, bias, activation))?;
+                    let out = with_cpu_values::<f32, _>(&x32, |values| weight.matmul::<bf16>(values, rows, bias, activation))?;
                     Tensor::from_vec(out, out_shape, &Device::Cpu)
                 } else {
-                    let out = with_cpu_values::<f32, _>(&x32, |values| weight.matmul_f32(values, rows, bias, activation))?;
+                    let out = with_cpu_values::<f32, _>(&x32, |values| weight.matmul::<f32>(values, rows, bias, activation))?;
                     Tensor::from_vec(out, out_shape, &Device::Cpu)?.to_dtype(x.dtype())
                 }
             }
@@ -192,7 +192,7 @@ impl Linear {
                 let mut out_shape = x.dims().to_vec();
                 *out_shape.last_mut().expect("a linear layer's input has a last dimension") = self.out_dim;
                 let x = x.to_dtype(DType::BF16)?;
-                let out = with_cpu_values::<bf16, _>(&x, |values| weight.matmul(values, rows, bias.as_deref().map(Vec::as_slice), activation))?;
+                let out = with_cpu_values::<bf16, _>(&x, |values| weight.matmul::<bf16>(values, rows, bias.as_deref().map(Vec::as_slice), activation))?;
                 Tensor::from_vec(out, out_shape, &Device::Cpu)?.to_dtype(x.dtype())
             }
         }
