@@ -161,11 +161,16 @@ mod tests {
             let bf16_error = relative_error(rounded.iter().map(|v| v.to_f64()), &want);
             assert!(bf16_error < 4e-3, "{rows}x{in_dim} by {out_dim}: bf16 output off by {bf16_error:e}");
 
-            let gelu = |v: f64| 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh());
-            let want_gelu: Vec<f64> = want.iter().map(|v| gelu(*v)).collect();
+            // The epilogue against f64 GELU of the kernel's own f32 sums (checked above), written
+            // as v / (1 + exp(-2u)), which equals 0.5 v (1 + tanh u) without its cancellation in
+            // the negative tail.
+            let gelu = |v: f64| v / (1.0 + (-2.0 * (2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).exp());
+            let want_gelu: Vec<f64> = sums.iter().map(|v| gelu(*v as f64)).collect();
             let fused = packed.matmul::<f32>(&x, rows, bias.as_deref(), Activation::GeluTanh);
             let gelu_error = relative_error(fused.iter().map(|v| *v as f64), &want_gelu);
-            assert!(gelu_error < 1e-6, "{rows}x{in_dim} by {out_dim}: GELU epilogue off by {gelu_error:e}");
+            // f32 GELU is good to about 1e-5 relative deep in its negative tail (the rounding of u
+            // grows with |u| there, in torch's f32 GELU too) and to 1e-7 elsewhere.
+            assert!(gelu_error < 5e-5, "{rows}x{in_dim} by {out_dim}: GELU epilogue off by {gelu_error:e}");
         }
     }
 }

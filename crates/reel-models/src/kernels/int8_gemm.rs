@@ -144,17 +144,31 @@ mod tests {
                 let x_scale = quantize_row(row, &mut xq);
                 for (o, (w_scale, levels)) in w_scales.iter().enumerate() {
                     let dot: i64 = xq.iter().zip(levels).map(|(a, b)| *a as i64 * *b as i64).sum();
-                    emulated.push(dot as f64 * *w_scale as f64 * x_scale as f64 + bias[o] as f64);
-                    let true_dot: f64 = row.iter().zip(&w[o * in_dim..][..in_dim]).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let product = dot as f64 * *w_scale as f64 * x_scale as f64;
+                    emulated.push(product + bias[o] as f64);
+                    // The kernel's integer sums are exact; only its f32 scaling and bias add round.
+                    let arithmetic = (got[r * out_dim + o] as f64 - emulated.last().unwrap()).abs();
+                    let magnitude = product.abs() + (bias[o] as f64).abs();
+                    assert!(arithmetic <= 1e-6 * magnitude + 1e-30, "{rows}x{in_dim} by {out_dim}, output {r},{o}: off its emulation by {arithmetic:e}");
+                    let weights = &w[o * in_dim..][..in_dim];
+                    let true_dot: f64 = row.iter().zip(weights).map(|(a, b)| *a as f64 * *b as f64).sum();
                     exact.push(true_dot + bias[o] as f64);
+                    // Rounding moves each input by at most half its step (scale / 2), so the error
+                    // of every output is bounded, whatever its size.
+                    let (dx, dw) = (x_scale as f64 / 2.0, *w_scale as f64 / 2.0);
+                    let bound: f64 = row.iter().zip(weights).map(|(a, b)| (*a as f64).abs() * dw + (*b as f64).abs() * dx + dx * dw).sum();
+                    let error = (got[r * out_dim + o] as f64 - exact.last().unwrap()).abs();
+                    assert!(error <= bound * 1.001 + 1e-5, "{rows}x{in_dim} by {out_dim}, output {r},{o}: error {error:e} above its bound {bound:e}");
                 }
             }
             let arithmetic = relative_error(&got, &emulated);
             let quantization = relative_error(&got, &exact);
             eprintln!("{rows}x{in_dim} by {out_dim}: vs emulation {arithmetic:.1e}, vs f64 {quantization:.1e}");
-            assert!(arithmetic < 1e-6, "{rows}x{in_dim} by {out_dim}: off its emulation by {arithmetic:e}");
-            // Per-channel and per-row int8 of Gaussian values: about 1% each.
-            assert!(quantization < 4e-2, "{rows}x{in_dim} by {out_dim}: int8 error {quantization:e}");
+            // Per-channel and per-row int8 of Gaussian values: about 1% each over many outputs (a
+            // handful of outputs can sit near zero, so this is checked only where there are many).
+            if rows * out_dim >= 100 {
+                assert!(quantization < 4e-2, "{rows}x{in_dim} by {out_dim}: int8 error {quantization:e}");
+            }
         }
     }
 
