@@ -62,6 +62,10 @@ pub struct GenerationRequest {
     pub vae_tiling: VaeTiling,
     /// Step-cache threshold (see [`crate::step_cache`]); `None` computes every step.
     pub step_cache: Option<f64>,
+    /// Frames the video starts with, (frames, height, width, 3) f32 in [0, 1] at the request's size:
+    /// one frame is an image (image-to-video), 1 + 4k frames (the VAE's temporal factor) the end of
+    /// a clip to continue. Needs a model with per-token timesteps (Wan 2.2 TI2V, the demo model).
+    pub first_frames: Option<Tensor>,
 }
 
 impl GenerationRequest {
@@ -83,6 +87,7 @@ impl GenerationRequest {
             init_latents: None,
             vae_tiling: VaeTiling::Auto,
             step_cache: None,
+            first_frames: None,
         }
     }
 }
@@ -102,10 +107,26 @@ pub struct Generated {
 impl Generated {
     /// Frames as 8-bit RGB, rounded as diffusers' `numpy_to_pil` rounds them.
     pub fn rgb8(&self) -> Result<Vec<Vec<u8>>> {
-        let bytes = (self.frames.clone() * 255.0)?.round()?.clamp(0f32, 255f32)?.to_dtype(DType::U8)?;
-        let frames = bytes.dim(0)?;
-        (0..frames).map(|i| Ok(bytes.get(i)?.flatten_all()?.to_vec1::<u8>()?)).collect()
+        rgb8_frames(&self.frames)
     }
+}
+
+/// Frames (frames, height, width, 3) in [0, 1] as 8-bit RGB, rounded as diffusers' `numpy_to_pil` rounds them.
+pub fn rgb8_frames(frames: &Tensor) -> Result<Vec<Vec<u8>>> {
+    let bytes = (frames.clone() * 255.0)?.round()?.clamp(0f32, 255f32)?.to_dtype(DType::U8)?;
+    (0..bytes.dim(0)?).map(|i| Ok(bytes.get(i)?.flatten_all()?.to_vec1::<u8>()?)).collect()
+}
+
+/// 8-bit RGB frames of `height` x `width` as (frames, height, width, 3) f32 in [0, 1].
+pub fn frames_from_rgb8(frames: &[Vec<u8>], height: usize, width: usize) -> Result<Tensor> {
+    let mut data = Vec::with_capacity(frames.len() * height * width * 3);
+    for (i, frame) in frames.iter().enumerate() {
+        if frame.len() != height * width * 3 {
+            return Err(SamplingError::InvalidInput(format!("frame {i} holds {} bytes, not {width}x{height} RGB", frame.len())));
+        }
+        data.extend(frame.iter().map(|&v| v as f32 / 255.0));
+    }
+    Ok(Tensor::from_vec(data, (frames.len(), height, width, 3), &Device::Cpu)?)
 }
 
 /// Where the components come from.
@@ -208,7 +229,54 @@ impl WanPipeline {
                 ));
             }
         }
+        if let Some(frames) = &request.first_frames {
+            self.given_latent_frames(frames, request, f)?;
+        }
         Ok(shape)
+    }
+
+    /// Latent frames that `frames` (given first frames) fix, after checking them against the request.
+    fn given_latent_frames(&self, frames: &Tensor, request: &GenerationRequest, latent_frames: usize) -> Result<usize> {
+        let geometry = self.geometry()?;
+        let temporal = geometry.temporal;
+        let dims = frames.dims();
+        let [count, height, width, 3] = *dims else {
+            return Err(SamplingError::InvalidInput(format!("given first frames must be (frames, height, width, 3), found {dims:?}")));
+        };
+        if (height, width) != (request.height, request.width) {
+            return Err(SamplingError::InvalidInput(format!(
+                "the given first frames are {width}x{height} but the video is {}x{}: resize or crop them to the video's size",
+                request.width, request.height
+            )));
+        }
+        if count == 0 || (count - 1) % temporal != 0 {
+            return Err(SamplingError::InvalidInput(format!(
+                "{count} given first frames: give 1 (an image) or 1 + {temporal}k frames (whole latent frames of this model)"
+            )));
+        }
+        let given = (count - 1) / temporal + 1;
+        if given >= latent_frames {
+            return Err(SamplingError::InvalidInput(format!(
+                "{count} given first frames leave nothing to generate in {} frames: make the video longer or give fewer frames",
+                request.frames
+            )));
+        }
+        if !self.can_start_from_frames() {
+            return Err(SamplingError::InvalidInput(
+                "this model cannot start from a given image or frames: that needs a model with per-token timesteps \
+                 (Wan2.2-TI2V-5B or reel's demo model); Wan2.1-I2V's image branch is not supported yet"
+                    .into(),
+            ));
+        }
+        Ok(given)
+    }
+
+    /// Whether the model can start from given frames (it takes per-token timesteps, as Wan 2.2 TI2V).
+    pub fn can_start_from_frames(&self) -> bool {
+        match &self.source {
+            Source::Checkpoint(c) => c.expand_timesteps(),
+            Source::Random(m) => m.latents.channels == 48,
+        }
     }
 
     /// Makes one video.
@@ -231,6 +299,16 @@ impl WanPipeline {
         let (cond, uncond) = self.encode_prompts(request, guidance.enabled(), on_progress)?;
         stage_seconds.push((Stage::EncodePrompt, started.elapsed().as_secs_f64()));
 
+        let given = match &request.first_frames {
+            Some(frames) => {
+                let started = Instant::now();
+                let given = self.encode_frames(frames, on_progress)?;
+                stage_seconds.push((Stage::EncodeFrames, started.elapsed().as_secs_f64()));
+                Some(given)
+            }
+            None => None,
+        };
+
         let started = Instant::now();
         let latents = match &request.init_latents {
             Some(latents) => latents.to_device(&self.device)?.to_dtype(DType::F32)?,
@@ -238,7 +316,7 @@ impl WanPipeline {
         };
         let mut scheduler = scheduler_config.build(request.steps)?;
         let step_cache = request.step_cache.map(|threshold| StepCacheSettings::new(threshold, request.steps));
-        let mut denoiser = self.denoiser()?.with_step_cache(step_cache);
+        let mut denoiser = self.denoiser()?.with_step_cache(step_cache).with_given_frames(given);
         let latents = denoiser.denoise(scheduler.as_mut(), latents, &cond, uncond.as_ref(), guidance, on_progress)?;
         let denoise_stats = denoiser.stats();
         drop(denoiser);
@@ -311,10 +389,11 @@ impl WanPipeline {
                 }
             })
         };
-        let (boundary, expand) = match &self.source {
-            Source::Checkpoint(c) => (c.boundary_ratio(), c.expand_timesteps()),
-            Source::Random(m) => ((m.experts == 2).then_some(0.875), m.latents.channels == 48),
+        let boundary = match &self.source {
+            Source::Checkpoint(c) => c.boundary_ratio(),
+            Source::Random(m) => (m.experts == 2).then_some(0.875),
         };
+        let expand = self.can_start_from_frames();
         let denoiser = match (boundary, &self.transformer_gguf) {
             (Some(_), Some(path)) => {
                 return Err(SamplingError::InvalidInput(format!(
@@ -332,14 +411,30 @@ impl WanPipeline {
         Ok(denoiser.with_expand_timesteps(expand))
     }
 
+    fn load_vae(&self) -> Result<WanVae> {
+        Ok(match &self.source {
+            Source::Checkpoint(c) => WanVae::load(&c.component("vae")?, DType::F32, &self.device)?,
+            Source::Random(m) => WanVae::new(&m.vae, random_var_builder(DType::F32, &self.device))?,
+        })
+    }
+
+    /// Given first frames (frames, height, width, 3) in [0, 1] -> their normalised latents, as
+    /// diffusers' `WanImageToVideoPipeline.prepare_latents` makes them (the posterior's mean).
+    fn encode_frames(&self, frames: &Tensor, on_progress: OnProgress) -> Result<Tensor> {
+        on_progress(Progress { stage: Stage::Load("vae"), done: 0, total: 1 });
+        let vae = self.load_vae()?;
+        on_progress(Progress { stage: Stage::EncodeFrames, done: 0, total: 1 });
+        let video = ((frames.to_device(&self.device)?.to_dtype(DType::F32)? * 2.0)? - 1.0)?.permute((3, 0, 1, 2))?.unsqueeze(0)?;
+        let latents = vae.normalize(&vae.encode(&video.contiguous()?, None)?.mean)?;
+        on_progress(Progress { stage: Stage::EncodeFrames, done: 1, total: 1 });
+        Ok(latents)
+    }
+
     /// Latents -> frames (frames, height, width, 3) in [0, 1] on the CPU.
     fn decode(&self, latents: &Tensor, request: &GenerationRequest, on_progress: OnProgress) -> Result<Tensor> {
         on_progress(Progress { stage: Stage::Load("vae"), done: 0, total: 1 });
         // The VAE decodes in f32 whatever the pipeline's dtype, as Wan's own examples load it.
-        let vae = match &self.source {
-            Source::Checkpoint(c) => WanVae::load(&c.component("vae")?, DType::F32, &self.device)?,
-            Source::Random(m) => WanVae::new(&m.vae, random_var_builder(DType::F32, &self.device))?,
-        };
+        let vae = self.load_vae()?;
         on_progress(Progress { stage: Stage::Load("vae"), done: 1, total: 1 });
         let tiling = match request.vae_tiling {
             VaeTiling::On => Some(Tiling::default()),

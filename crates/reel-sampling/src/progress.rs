@@ -8,6 +8,8 @@ pub enum Stage {
     Load(&'static str),
     /// Encoding the prompt and the negative prompt.
     EncodePrompt,
+    /// Encoding the frames a video must start with (an image, the end of a previous clip).
+    EncodeFrames,
     /// Denoising: one step of the sampler, each a transformer evaluation (two with guidance).
     Denoise,
     /// Decoding latents to frames, one latent frame at a time.
@@ -19,6 +21,7 @@ impl std::fmt::Display for Stage {
         match self {
             Stage::Load(component) => write!(f, "loading {component}"),
             Stage::EncodePrompt => write!(f, "encoding the prompt"),
+            Stage::EncodeFrames => write!(f, "encoding the given frames"),
             Stage::Denoise => write!(f, "denoising"),
             Stage::Decode => write!(f, "decoding"),
         }

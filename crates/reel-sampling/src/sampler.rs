@@ -84,13 +84,15 @@ pub struct Denoiser {
     /// Wan 2.2 TI2V gives the transformer one timestep per latent token.
     expand_timesteps: bool,
     step_cache: Option<StepCacheSettings>,
+    /// Normalised latents of the first latent frames, given rather than denoised (see [`Self::with_given_frames`]).
+    given: Option<Tensor>,
     /// Evaluations of the last [`Self::denoise`].
     stats: DenoiseStats,
 }
 
 impl Denoiser {
     pub fn single(expert: Expert) -> Self {
-        Self { experts: vec![expert], boundary_ratio: None, expand_timesteps: false, step_cache: None, stats: DenoiseStats::default() }
+        Self { experts: vec![expert], boundary_ratio: None, expand_timesteps: false, step_cache: None, given: None, stats: DenoiseStats::default() }
     }
 
     pub fn two_experts(high_noise: Expert, low_noise: Expert, boundary_ratio: f64) -> Result<Self> {
@@ -104,12 +106,22 @@ impl Denoiser {
             boundary_ratio: Some(boundary_ratio),
             expand_timesteps: false,
             step_cache: None,
+            given: None,
             stats: DenoiseStats::default(),
         })
     }
 
     pub fn with_expand_timesteps(mut self, expand: bool) -> Self {
         self.expand_timesteps = expand;
+        self
+    }
+
+    /// Starts the video from given latent frames (batch, channels, k, height, width), normalised, as
+    /// diffusers' `WanImageToVideoPipeline` does for Wan 2.2 TI2V (`expand_timesteps`): before every
+    /// evaluation the first k latent frames are replaced by them and their tokens get timestep 0, and
+    /// the result keeps them. One frame is an image; more continue a clip.
+    pub fn with_given_frames(mut self, given: Option<Tensor>) -> Self {
+        self.given = given;
         self
     }
 
@@ -157,6 +169,24 @@ impl Denoiser {
             (true, Some(u)) => Some(u),
             (false, _) => None,
         };
+        if let Some(given) = &self.given {
+            if !self.expand_timesteps {
+                return Err(SamplingError::InvalidInput(
+                    "this model cannot start from given frames: that needs per-token timesteps (expand_timesteps, as \
+                     Wan2.2-TI2V-5B and reel's demo model have)"
+                        .into(),
+                ));
+            }
+            let (b, c, f, h, w) = latents.dims5()?;
+            let (gb, gc, gf, gh, gw) = given.dims5()?;
+            if (gb, gc, gh, gw) != (b, c, h, w) || gf >= f {
+                return Err(SamplingError::InvalidInput(format!(
+                    "given latent frames {:?} do not fit latents {:?}: same batch, channels and size, fewer frames",
+                    given.dims(),
+                    latents.dims()
+                )));
+            }
+        }
         let timesteps = scheduler.timesteps().to_vec();
         let train = scheduler.num_train_timesteps();
         let mut latents = latents;
@@ -184,9 +214,10 @@ impl Denoiser {
             let scale = if index == 0 { guidance.scale } else { guidance.scale_2.unwrap_or(guidance.scale) };
 
             let expand = self.expand_timesteps;
+            let given = self.given.as_ref();
             let model = self.experts[index].get(on_progress)?;
-            let input = latents.to_dtype(model.dtype())?;
-            let timestep = timestep_tensor(t, &input, model, expand)?;
+            let input = with_given_frames(&latents, given)?.to_dtype(model.dtype())?;
+            let timestep = timestep_tensor(t, &input, model, expand, given.map_or(0, |g| g.dim(2).unwrap_or(0)))?;
             if prompts.is_none() {
                 prompts = Some((model.prepare_prompt(cond)?, uncond.map(|u| model.prepare_prompt(u)).transpose()?));
             }
@@ -202,6 +233,7 @@ impl Denoiser {
             latents = scheduler.step(&prediction, &latents)?;
             on_progress(Progress { stage: Stage::Denoise, done: i + 1, total: timesteps.len() });
         }
+        let latents = with_given_frames(&latents, self.given.as_ref())?;
         self.stats = DenoiseStats { computed_steps, reused_steps: timesteps.len() - computed_steps };
         // The decoder comes next: free the transformer's memory for it.
         for expert in &mut self.experts {
@@ -211,14 +243,24 @@ impl Denoiser {
     }
 }
 
-/// The timestep tensor for one evaluation: (batch) or, with `expand`, (batch, tokens).
-fn timestep_tensor(t: f32, latents: &Tensor, model: &WanTransformer, expand: bool) -> Result<Tensor> {
+/// `latents` with their first frames replaced by `given` (when there are any).
+fn with_given_frames(latents: &Tensor, given: Option<&Tensor>) -> Result<Tensor> {
+    let Some(given) = given else { return Ok(latents.clone()) };
+    let k = given.dim(2)?;
+    let rest = latents.narrow(2, k, latents.dim(2)? - k)?;
+    Ok(Tensor::cat(&[&given.to_dtype(latents.dtype())?, &rest], 2)?)
+}
+
+/// The timestep tensor for one evaluation: (batch) or, with `expand`, (batch, tokens), where the
+/// tokens of the first `given` latent frames are at timestep 0 (they are clean).
+fn timestep_tensor(t: f32, latents: &Tensor, model: &WanTransformer, expand: bool, given: usize) -> Result<Tensor> {
     let (batch, _, frames, height, width) = latents.dims5()?;
     let (pt, ph, pw) = model.config().patch();
-    let shape = if expand {
-        vec![batch, (frames / pt) * (height / ph) * (width / pw)]
-    } else {
-        vec![batch]
-    };
-    Ok(Tensor::full(t, shape, latents.device())?)
+    if !expand {
+        return Ok(Tensor::full(t, batch, latents.device())?);
+    }
+    let per_frame = (height / ph) * (width / pw);
+    let values: Vec<f32> = (0..frames / pt).flat_map(|f| std::iter::repeat_n(if f * pt < given { 0.0 } else { t }, per_frame)).collect();
+    let tokens = values.len();
+    Ok(Tensor::from_vec(values, (1, tokens), latents.device())?.repeat((batch, 1))?)
 }

@@ -1,9 +1,10 @@
 //! Whole text-to-video runs against diffusers' `WanPipeline` (scripts/fixtures/pipeline.py) on tiny
 //! random checkpoints in the diffusers layout: prompt and negative prompt through tokenizer and
-//! UMT5, the sampler from the same initial latents, the VAE, frames out. f32, relative error 1e-3
-//! over all frames.
+//! UMT5, the sampler from the same initial latents, the VAE, frames out; and image-to-video against
+//! `WanImageToVideoPipeline` (scripts/fixtures/image_to_video.py). f32, relative error 1e-3 over all
+//! frames.
 
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 use reel_models::testing::{assert_close, fixture, load_tensors, take, test_device};
 use reel_sampling::checkpoint::WanCheckpoint;
 use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline};
@@ -12,6 +13,10 @@ use reel_sampling::progress::Stage;
 const TOLERANCE: f64 = 1e-3;
 
 fn run(model: &str, case: &str) -> Vec<Stage> {
+    run_with(model, case, |_, _| {})
+}
+
+fn run_with(model: &str, case: &str, adjust: impl FnOnce(&mut GenerationRequest, &std::collections::HashMap<String, Tensor>)) -> Vec<Stage> {
     let device = test_device();
     let settings: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture(&format!("parity/pipeline_{case}.json"))).unwrap()).unwrap();
@@ -27,6 +32,7 @@ fn run(model: &str, case: &str) -> Vec<Stage> {
     request.guidance_2 = settings.get("guidance_scale_2").and_then(|v| v.as_f64());
     request.init_latents = Some(take(&tensors, "latents"));
     request.vae_tiling = VaeTiling::Off;
+    adjust(&mut request, &tensors);
 
     let pipeline = WanPipeline::new(WanCheckpoint::open(fixture(model)).unwrap(), DType::F32, &device);
     let mut stages = vec![];
@@ -68,4 +74,13 @@ fn wan22_ti2v_text_to_video() {
 fn wan22_two_experts_text_to_video() {
     let stages = run("tiny-wan2.2-a14b", "a14b_unipc");
     assert!(stages.contains(&Stage::Load("transformer_2")), "{stages:?}");
+}
+
+#[test]
+fn wan22_ti2v_image_to_video() {
+    let stages = run_with("tiny-wan2.2-ti2v", "ti2v_image", |request, tensors| {
+        let image = take(tensors, "image").to_dtype(DType::F32).unwrap() / 255.0;
+        request.first_frames = Some(image.unwrap().unsqueeze(0).unwrap());
+    });
+    assert!(stages.contains(&Stage::EncodeFrames), "{stages:?}");
 }
