@@ -14,4 +14,8 @@ pub enum MediaError {
 
     #[error("cannot encode {path}: {message}")]
     Encode { path: PathBuf, message: String },
+
+    /// A video file that cannot be read back: missing, not an MP4, not H.264, damaged.
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
 }

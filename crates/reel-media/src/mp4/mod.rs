@@ -6,6 +6,7 @@
 mod aac;
 mod boxes;
 mod h264;
+mod read;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use boxes::{descriptor, BoxWriter};
 pub use h264::H264Encoder;
+pub use read::{read_mp4_frames, read_mp4_info, VideoInfo};
 
 use crate::audio::Audio;
 use crate::yuv::{even_size, Yuv420};
