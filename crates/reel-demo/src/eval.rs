@@ -238,6 +238,15 @@ impl CaseGenerator {
     }
 
     pub fn generate(&self, case: &Case) -> Result<reel_sampling::pipeline::Generated, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.pipeline.generate(&self.request(case), &mut |_| {})?)
+    }
+
+    pub fn pipeline(&self) -> &reel_sampling::pipeline::WanPipeline {
+        &self.pipeline
+    }
+
+    /// The request for a case: the checkpoint's defaults, the case's prompt and seed.
+    pub fn request(&self, case: &Case) -> reel_sampling::pipeline::GenerationRequest {
         let defaults = &self.defaults;
         let mut request = reel_sampling::pipeline::GenerationRequest::new(case.prompt.clone());
         request.frames = defaults.frames.unwrap_or(crate::world::FRAMES);
@@ -248,7 +257,7 @@ impl CaseGenerator {
         request.max_sequence_length = defaults.max_sequence_length.unwrap_or(crate::model::MAX_SEQUENCE_LENGTH);
         request.seed = case.seed;
         request.step_cache = self.step_cache;
-        Ok(self.pipeline.generate(&request, &mut |_| {})?)
+        request
     }
 }
 

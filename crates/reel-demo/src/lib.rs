@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod bundled;
 pub mod caption;
 pub mod card;
+pub mod continuity;
 pub mod eval;
 pub mod model;
 pub mod params;

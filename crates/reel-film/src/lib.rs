@@ -1,9 +1,10 @@
 //! From storyboard to film: a storyboard's shots rendered (and cached), joined with cuts and
 //! crossfades, narrated with offline speech, subtitled, and written as one MP4 with SRT and WebVTT
-//! files beside it.
+//! files beside it; and videos made window after window (long shots, long videos, continuations).
 
 pub mod assemble;
 pub mod cache;
+pub mod continuation;
 mod film;
 pub mod render;
 pub mod storyboard;

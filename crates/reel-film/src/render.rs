@@ -6,11 +6,14 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use reel_models::hub::HubSettings;
 use reel_sampling::checkpoint::{GenerationDefaults, WanCheckpoint};
-use reel_sampling::pipeline::{GenerationRequest, WanPipeline};
+use candle_core::Tensor;
+use reel_sampling::pipeline::{rgb8_frames, GenerationRequest, WanPipeline};
+use reel_sampling::windows::{generate_windows, WindowPlan};
 use reel_sampling::progress::OnProgress;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::continuation::DEFAULT_OVERLAP;
 use crate::{FilmError, Result};
 
 /// The storyboard's name for the bundled demo model.
@@ -107,8 +110,22 @@ impl ShotRenderer for PipelineRenderer {
     }
 
     fn render(&mut self, request: &ShotRequest, on_progress: OnProgress) -> Result<Vec<Vec<u8>>> {
-        let generated = self.pipeline.generate(&self.generation_request(request), on_progress)?;
-        Ok(generated.rgb8()?)
+        let mut generation = self.generation_request(request);
+        // A shot longer than one of the model's generations is made window after window (memory
+        // stays that of one window) when the model can continue given frames.
+        let window = self.defaults.frames.unwrap_or(request.frames);
+        if request.frames > window && self.pipeline.can_start_from_frames() {
+            generation.frames = window;
+            let plan = WindowPlan { window, overlap: DEFAULT_OVERLAP, total: request.frames };
+            let mut frames = Vec::with_capacity(request.frames);
+            let mut collect = |chunk: &Tensor| -> reel_sampling::Result<()> {
+                frames.extend(rgb8_frames(chunk)?);
+                Ok(())
+            };
+            generate_windows(&self.pipeline, &generation, plan, None, &mut collect, &mut |_, _| {}, on_progress)?;
+            return Ok(frames);
+        }
+        Ok(self.pipeline.generate(&generation, on_progress)?.rgb8()?)
     }
 }
 

@@ -90,6 +90,14 @@ pub fn generate_windows(
         }
     }
     let windows = plan.windows(start.is_some());
+    if (windows > 1 || start.is_some()) && !pipeline.can_start_from_frames() {
+        return invalid(format!(
+            "{} frames need {windows} windows, each starting from the last frames of the one before, and this model \
+             cannot start from given frames (that needs per-token timesteps, as Wan2.2-TI2V-5B and reel's demo model have): \
+             make at most {} frames with it",
+            plan.total, plan.window
+        ));
+    }
     let mut report = WindowReport { windows, ..WindowReport::default() };
     let mut emit = |frames: &Tensor, report: &mut WindowReport| -> Result<()> {
         let take = frames.dim(0)?.min(plan.total - report.frames);
