@@ -90,7 +90,8 @@ Seed {seed}. VAE: {vae_steps} steps on random 32x32 crops of clips: 1500 steps o
 decay (L1 + L2 + 1e-4 KL).\n\
 Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
 encoded clips, flow matching (predict noise - latents at shifted noise levels), AdamW with warm-up\n\
-and cosine decay. On a 2-core CPU:\n\n{stages}\n\
+and cosine decay; in 30% of the clips the first latent frame and in 30% the first two are given clean at\n\
+timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V). {continued}On a 2-core CPU:\n\n{stages}\n\
 ## Evaluation\n\n\
 `reel eval demo --count {cases}`: {cases} prompts with held-out combinations; objects are found by colour\n\
 in the generated frames and scored against the prompt.\n\n\
@@ -98,6 +99,15 @@ in the generated frames and scored against the prompt.\n\n\
 | colour | {colour} | {t_colour} |\n| shape | {shape} | {t_shape} |\n| count | {count} | {t_count} |\n\
 | motion direction | {motion} | {t_motion} |\n| camera move | {camera} | |\n| frame-to-frame consistency | {consistency} | |\n\n\
 Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CPU).\n",
+        continued = match &settings.from {
+            Some(from) => format!(
+                "This run continued an earlier checkpoint ({}): its VAE and normalisation were kept and its \
+                 transformer and text encoder trained for the steps below, at a peak learning rate of {}. ",
+                from.display(),
+                settings.transformer_lr
+            ),
+            None => String::new(),
+        },
         shift = crate::model::FLOW_SHIFT,
         steps = crate::model::DEFAULT_STEPS,
         guidance = crate::model::DEFAULT_GUIDANCE,

@@ -78,7 +78,10 @@ pub fn write_configs(dir: &Path, text_encoder: &Umt5Config, vae: &WanVaeConfig) 
     write_json(
         &dir.join("model_index.json"),
         &json!({
-            "_class_name": "WanPipeline", "_diffusers_version": "0.42.1", "expand_timesteps": false,
+            "_class_name": "WanPipeline", "_diffusers_version": "0.42.1",
+            // Per-token timesteps, as Wan 2.2 TI2V: given first frames (an image, the end of a
+            // previous window) stay clean at timestep 0 while the rest is denoised.
+            "expand_timesteps": true,
             "scheduler": ["diffusers", "UniPCMultistepScheduler"],
             "text_encoder": ["transformers", "UMT5EncoderModel"],
             "tokenizer": ["transformers", "PreTrainedTokenizerFast"],

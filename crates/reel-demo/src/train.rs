@@ -4,8 +4,14 @@
 //! 2. a pool of training clips encoded once with the trained VAE, whose per-channel statistics
 //!    become the VAE's `latents_mean` / `latents_std`;
 //! 3. the transformer and the text encoder together, with Wan's flow-matching objective
-//!    (predict `noise - latents` from `(1 - s) latents + s noise` at shifted noise levels `s`) and
-//!    10% caption dropout so that classifier-free guidance works.
+//!    (predict `noise - latents` from `(1 - s) latents + s noise` at shifted noise levels `s`),
+//!    10% caption dropout so that classifier-free guidance works, and first-frame conditioning as
+//!    Wan 2.2 TI2V does it: in some clips the first one or two latent frames are given clean, at
+//!    timestep 0, and left out of the loss, so the model learns to continue an image or the end of
+//!    a previous clip.
+//!
+//! Training can start from an existing demo checkpoint (`from`): its VAE, normalisation and
+//! tokenizer are kept and its transformer and text encoder trained further (fine-tuning).
 //!
 //! Every stage saves its state (weights, optimiser moments, step) in the work folder regularly and
 //! continues from it when run again; the finished model is written as a checkpoint folder.
@@ -16,7 +22,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
-use reel_models::wan::{WanTransformer, WanVae};
+use reel_models::wan::{WanTransformer, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
 
 use crate::caption::{caption, vocabulary};
@@ -50,6 +56,8 @@ fn vae_phase(step: usize) -> (usize, usize, usize, usize) {
 const VAE_CROP: usize = 32;
 const KL_WEIGHT: f64 = 1e-4;
 const CAPTION_DROPOUT: f32 = 0.1;
+/// Shares of training clips with 0, 1 (an image) and 2 (a clip's last five frames) given latent frames.
+const GIVEN_FRAMES: [(usize, f32); 3] = [(0, 0.4), (1, 0.3), (2, 0.3)];
 const SAVE_EVERY: usize = 100;
 /// Held-out prompts scored for the model card.
 const EVAL_CASES: usize = 50;
@@ -68,6 +76,8 @@ pub struct TrainSettings {
     pub transformer_steps: usize,
     pub transformer_batch: usize,
     pub transformer_lr: f64,
+    /// A demo checkpoint to continue from: its VAE is kept, its transformer and text encoder trained further.
+    pub from: Option<PathBuf>,
 }
 
 impl TrainSettings {
@@ -82,6 +92,7 @@ impl TrainSettings {
             transformer_steps: 2500,
             transformer_batch: 16,
             transformer_lr: 5e-4,
+            from: None,
         }
     }
 }
@@ -134,9 +145,20 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     let mut log = Log::open(&settings.work)?;
     let vocab_size = write_tokenizer(&settings.out.join("tokenizer"), &vocabulary())?;
     let text_config = model::text_encoder_config(vocab_size);
-    model::write_configs(&settings.out, &text_config, &model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]))?;
-
-    train_vae(settings, &mut log, on_event)?;
+    match &settings.from {
+        Some(from) => {
+            let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
+            model::write_configs(&settings.out, &text_config, &vae)?;
+            let weights = "vae/diffusion_pytorch_model.safetensors";
+            if from.join(weights).canonicalize()? != settings.out.join(weights).canonicalize().unwrap_or_default() {
+                std::fs::copy(from.join(weights), settings.out.join(weights))?;
+            }
+        }
+        None => {
+            model::write_configs(&settings.out, &text_config, &model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]))?;
+            train_vae(settings, &mut log, on_event)?;
+        }
+    }
     let (pool, scenes) = encode_pool(settings, on_event)?;
     train_transformer(settings, &pool, &scenes, &mut log, on_event)?;
 
@@ -228,6 +250,11 @@ fn encode_pool(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -
         candle_core::safetensors::save(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
         raw
     };
+    let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
+    if settings.from.is_some() {
+        // The transformer being continued was trained on latents normalised by these statistics.
+        return Ok((vae.normalize(&raw)?, scenes));
+    }
     // Per-channel statistics become the VAE's normalisation, as Wan's VAE configs carry theirs.
     let channels_last = raw.transpose(0, 1)?.flatten_from(1)?;
     let mean = channels_last.mean_keepdim(1)?;
@@ -239,6 +266,18 @@ fn encode_pool(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -
     model::write_configs(&settings.out, &text_config, &vae_config)?;
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
     Ok((vae.normalize(&raw)?, scenes))
+}
+
+/// How many of a clip's first latent frames are given, drawn by [`GIVEN_FRAMES`].
+fn draw_given_frames(rng: &mut Rng) -> usize {
+    let mut u = rng.f32();
+    for (given, share) in GIVEN_FRAMES {
+        if u < share {
+            return given;
+        }
+        u -= share;
+    }
+    0
 }
 
 fn train_transformer(
@@ -266,6 +305,10 @@ fn train_transformer(
     let mut optimizer = AdamW::new(joint.clone(), 0.01);
     if state.exists() {
         optimizer.restore(&state)?;
+    } else if let Some(from) = &settings.from {
+        let load = |path: PathBuf| candle_core::safetensors::load(&path, &Device::Cpu);
+        text_params.restore(&load(from.join("text_encoder/model.safetensors"))?)?;
+        dit_params.restore(&load(from.join("transformer/diffusion_pytorch_model.safetensors"))?)?;
     }
     let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
     let total = settings.transformer_steps;
@@ -290,7 +333,20 @@ fn train_transformer(
         let noise = Tensor::from_vec(noise_values, x0.shape(), &Device::Cpu)?;
         let noisy = (x0.broadcast_mul(&(1.0 - &sigma)?)? + noise.broadcast_mul(&sigma)?)?;
         let target = (&noise - &x0)?;
-        let timesteps = Tensor::new(sigmas.iter().map(|s| s * 1000.0).collect::<Vec<f32>>().as_slice(), &Device::Cpu)?;
+        // 1 where a latent frame is denoised, 0 where it is given (clean, at timestep 0).
+        let (_, _, latent_frames, latent_height, latent_width) = x0.dims5()?;
+        let denoised: Vec<f32> = (0..batch)
+            .flat_map(|_| {
+                let given = draw_given_frames(&mut rng);
+                (0..latent_frames).map(move |f| if f < given { 0.0 } else { 1.0 })
+            })
+            .collect();
+        let denoised = Tensor::from_vec(denoised, (batch, 1, latent_frames, 1, 1), &Device::Cpu)?;
+        let noisy = (noisy.broadcast_mul(&denoised)? + x0.broadcast_mul(&(1.0 - &denoised)?)?)?;
+        let tokens_per_frame = (latent_height / 2) * (latent_width / 2);
+        let timesteps = (denoised.broadcast_mul(&(&sigma * 1000.0)?)?.reshape((batch, latent_frames, 1))?)
+            .broadcast_as((batch, latent_frames, tokens_per_frame))?
+            .reshape((batch, latent_frames * tokens_per_frame))?;
 
         let mut ids = Vec::with_capacity(batch * MAX_SEQUENCE_LENGTH);
         let mut mask = Vec::with_capacity(batch * MAX_SEQUENCE_LENGTH);
@@ -306,7 +362,8 @@ fn train_transformer(
         let hidden = encoder.forward(&ids, &mask)?;
         let context = hidden.broadcast_mul(&mask.to_dtype(DType::F32)?.unsqueeze(2)?)?;
         let prediction = transformer.forward(&noisy, &timesteps, &context)?;
-        let loss = (prediction - target)?.sqr()?.mean_all()?;
+        let per_frame = (prediction - target)?.sqr()?.mean_keepdim(4)?.mean_keepdim(3)?.mean_keepdim(1)?;
+        let loss = (per_frame.broadcast_mul(&denoised)?.sum_all()? / denoised.sum_all()?.to_scalar::<f32>()? as f64)?;
         let grads = loss.backward()?;
         let lr = learning_rate(settings.transformer_lr, step, total, 100);
         let grad_norm = optimizer.step(&grads, lr)?;

@@ -30,6 +30,12 @@ pub struct TrainArgs {
     /// Clips per transformer step
     #[arg(long)]
     transformer_batch: Option<usize>,
+    /// Peak learning rate of the transformer and text encoder
+    #[arg(long)]
+    transformer_lr: Option<f64>,
+    /// Continue from this demo checkpoint: keep its VAE, train its transformer and text encoder further
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
     /// No progress bars (the loss log is still written)
     #[arg(long, short)]
     quiet: bool,
@@ -42,6 +48,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
+    settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
+    settings.from = args.from.clone();
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
 
     let mut bar: Option<ProgressBar> = None;
