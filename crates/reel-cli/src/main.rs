@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Generate a video from a text prompt
     Generate(commands::generate::GenerateArgs),
+    /// Continue a finished video for a few more seconds, from its last frames
+    Extend(commands::extend::ExtendArgs),
     /// Make a narrated, subtitled film from a storyboard of shots
     Film(commands::film::FilmArgs),
     /// Serve the OpenAI-compatible Videos API, its job queue and the web studio
@@ -52,6 +54,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(args),
+        Command::Extend(args) => commands::extend::run(args),
         Command::Film(args) => commands::film::run(args),
         Command::Serve(args) => commands::studio::serve(args),
         Command::Worker(args) => commands::studio::worker(args),

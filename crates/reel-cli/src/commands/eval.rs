@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use reel_demo::eval::{evaluate, held_out_cases, model_generator, vae_round_trip};
+use reel_demo::continuity::evaluate_continuity;
+use reel_demo::eval::{evaluate, held_out_cases, model_generator, vae_round_trip, CaseGenerator};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -16,6 +17,51 @@ pub struct EvalArgs {
 enum EvalTarget {
     /// Generate clips for held-out prompts and score colour, shape, count, motion and camera
     Demo(DemoEval),
+    /// Start the demo model from the world's first frames of held-out prompts, continue for several
+    /// windows, and score what it kept and how smooth the joins are
+    Continuity(ContinuityEval),
+}
+
+#[derive(Args)]
+struct ContinuityEval {
+    /// Checkpoint to evaluate [default: the bundled demo model]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Held-out prompts
+    #[arg(long, default_value_t = 20)]
+    count: usize,
+    /// Seed choosing the prompts
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Windows per video
+    #[arg(long, default_value_t = 3)]
+    windows: usize,
+    /// Also write the report as JSON
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Print each prompt's scores as it is done
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn run_continuity(args: ContinuityEval) -> anyhow::Result<()> {
+    let dir = match &args.model {
+        Some(dir) => dir.clone(),
+        None => reel_demo::bundled::checkpoint_dir().context("the bundled demo model is unavailable")?,
+    };
+    let generator = CaseGenerator::open(&dir, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cases = held_out_cases(args.count, args.seed);
+    let report = evaluate_continuity(&generator, &cases, args.windows, &mut |i, score| {
+        if args.verbose {
+            eprintln!("{:>3} {score:?}", i + 1);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("continuity evaluation failed: {e}"))?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -47,7 +93,10 @@ struct DemoEval {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let EvalTarget::Demo(args) = args.target;
+    let args = match args.target {
+        EvalTarget::Demo(args) => args,
+        EvalTarget::Continuity(args) => return run_continuity(args),
+    };
     let cases = held_out_cases(args.count, args.seed);
     let mut on_case = |i: usize, score: &reel_demo::eval::CaseScore| {
         if args.verbose {

@@ -7,12 +7,14 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 use reel_media::thumbnail::{thumbnail, write_still, StillFormat, ThumbnailFrame};
-use reel_media::{write_video, VideoFormat, VideoFrames, VideoOptions};
+use reel_film::continuation::generate_into;
+use reel_media::{write_video, VideoFormat, VideoFrames, VideoOptions, VideoSink};
 use reel_models::device::{parse_device, parse_dtype};
 use reel_models::hub::HubSettings;
 use reel_models::nn::linear::Quantization;
 use reel_sampling::checkpoint::WanCheckpoint;
-use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline, DEFAULT_FPS};
+use reel_media::ImageFit;
+use reel_sampling::pipeline::{frames_from_rgb8, GenerationRequest, VaeTiling, WanPipeline, DEFAULT_FPS};
 use reel_sampling::prompt::{DEFAULT_MAX_SEQUENCE_LENGTH, WAN_DEFAULT_NEGATIVE_PROMPT};
 use reel_sampling::scheduler::SchedulerChoice;
 
@@ -20,7 +22,7 @@ use super::memory::peak_memory_bytes;
 use super::progress::StageBars;
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TilingArg {
+pub(crate) enum TilingArg {
     Auto,
     On,
     Off,
@@ -29,93 +31,182 @@ enum TilingArg {
 #[derive(Args)]
 pub struct GenerateArgs {
     /// What the video shows
-    prompt: String,
+    pub(crate) prompt: String,
     /// Checkpoint: a folder in the diffusers layout, or a hub repository id such as
     /// Wan-AI/Wan2.1-T2V-1.3B-Diffusers (found in or downloaded to the Hugging Face cache);
     /// without it, the bundled demo model
     #[arg(long, short)]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
     /// What the video should not show (guidance pushes away from it)
     #[arg(long, default_value = "", conflicts_with = "wan_negative_prompt")]
-    negative_prompt: String,
+    pub(crate) negative_prompt: String,
     /// Use Wan's own default negative prompt
     #[arg(long)]
-    wan_negative_prompt: bool,
+    pub(crate) wan_negative_prompt: bool,
     /// Frame height in pixels [default: the model's, else 480]
     #[arg(long)]
-    height: Option<usize>,
+    pub(crate) height: Option<usize>,
     /// Frame width in pixels [default: the model's, else 832]
     #[arg(long)]
-    width: Option<usize>,
+    pub(crate) width: Option<usize>,
     /// Number of frames, 4k+1 [default: the model's, else 81]
     #[arg(long)]
-    frames: Option<usize>,
+    pub(crate) frames: Option<usize>,
     /// Playback frame rate of the output [default: the model's, else 16]
     #[arg(long)]
-    fps: Option<f64>,
+    pub(crate) fps: Option<f64>,
     /// Denoising steps [default: the model's, else 50]
     #[arg(long)]
-    steps: Option<usize>,
+    pub(crate) steps: Option<usize>,
     /// Classifier-free guidance scale, 1 or less turns guidance off [default: the model's, else 5]
     #[arg(long)]
-    guidance: Option<f64>,
+    pub(crate) guidance: Option<f64>,
     /// Guidance of the low-noise expert of two-expert models (Wan2.2 A14B) [default: --guidance]
     #[arg(long)]
-    guidance_2: Option<f64>,
+    pub(crate) guidance_2: Option<f64>,
     /// Seed of the initial noise; the same seed gives the same video
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Scheduler [default: the checkpoint's]
     #[arg(long)]
-    scheduler: Option<String>,
+    pub(crate) scheduler: Option<String>,
     /// Flow shift of the schedule [default: the checkpoint's]
     #[arg(long)]
-    shift: Option<f64>,
+    pub(crate) shift: Option<f64>,
     /// Prompt tokens given to the model [default: the model's, else 512]
     #[arg(long)]
-    max_sequence_length: Option<usize>,
+    pub(crate) max_sequence_length: Option<usize>,
     /// Safetensors file holding one tensor `latents` in the pipeline's latent shape: replaces the
     /// seeded noise (to reproduce a reference run exactly)
     #[arg(long)]
-    init_latents: Option<PathBuf>,
+    pub(crate) init_latents: Option<PathBuf>,
     /// Compute dtype of the text encoder and transformer (the VAE decodes in f32)
     #[arg(long, default_value = "bf16")]
-    dtype: String,
+    pub(crate) dtype: String,
     /// cpu, cuda, cuda:N or metal
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub(crate) device: String,
     /// Decode in overlapping tiles: auto tiles frames larger than 832x480
     #[arg(long, value_enum, default_value_t = TilingArg::Auto)]
-    vae_tiling: TilingArg,
+    pub(crate) vae_tiling: TilingArg,
     /// Transformer weights from a GGUF file (Wan's original names, as community quantizations such
     /// as Q8_0 or Q4_K are published) in place of the model's transformer folder
     #[arg(long, value_name = "FILE.gguf")]
-    transformer: Option<PathBuf>,
+    pub(crate) transformer: Option<PathBuf>,
     /// Quantize the text encoder's and transformer's linear layers at load time: q8 (int8 with a
     /// scale per 32 weights; about half the memory of bf16, small changes in the output)
     #[arg(long, value_name = "FORMAT")]
-    quantize: Option<Quantization>,
+    pub(crate) quantize: Option<Quantization>,
     /// Reuse the transformer's prediction on steps where it is estimated to change by less than
     /// this (relative, accumulated; 0.05 to 0.2 typical): faster, slightly different output.
     /// Off by default
     #[arg(long, value_name = "THRESHOLD")]
-    step_cache: Option<f64>,
+    pub(crate) step_cache: Option<f64>,
+    /// Start the video from this image (PNG, JPEG, WebP or GIF): image-to-video. Needs a model with
+    /// per-token timesteps (Wan2.2-TI2V-5B, the bundled demo model)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) image: Option<PathBuf>,
+    /// How an --image of another size or shape becomes the first frame: crop (scale to cover the
+    /// frame and cut the overflow), pad (scale to fit, black bars) or stretch (distort to the size)
+    #[arg(long, default_value = "crop", value_name = "FIT")]
+    pub(crate) image_fit: ImageFit,
+    /// Length of the video in seconds: longer than one generation (--frames), it is made window
+    /// after window, each continuing the last frames of the one before, in bounded memory
+    #[arg(long)]
+    pub(crate) seconds: Option<f64>,
+    /// Frames each window shares with the one before (1 + 4k); more carry the motion over better
+    #[arg(long, default_value_t = reel_film::continuation::DEFAULT_OVERLAP)]
+    pub(crate) overlap: usize,
     /// Output: .mp4 (H.264), .gif, .webp (animated), or a folder (a path ending in /) for PNG
     /// frames 00000.png, 00001.png, ... with a video.json of the settings
     #[arg(long, short, default_value = "out.mp4")]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// MP4 quality: the H.264 quantiser, 0 (best, largest) to 51 (smallest)
     #[arg(long, default_value_t = reel_media::mp4::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(0..=51))]
-    quality: u8,
+    pub(crate) quality: u8,
     /// Also write a thumbnail of the middle frame (.jpg, .webp or .png)
     #[arg(long)]
-    thumbnail: Option<PathBuf>,
+    pub(crate) thumbnail: Option<PathBuf>,
     /// No progress bars
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
+}
+
+/// What every generation command prepares from its arguments.
+pub struct Prepared {
+    pub pipeline: WanPipeline,
+    pub request: GenerationRequest,
+    pub fps: f64,
+    pub model_label: String,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let mut prepared = prepare(&args)?;
+    if let Some(image) = &args.image {
+        let (width, height) = (prepared.request.width, prepared.request.height);
+        let rgb = reel_media::read_image(image, width, height, args.image_fit)?;
+        prepared.request.first_frames = Some(frames_from_rgb8(&[rgb], height, width)?);
+        prepared.pipeline.latent_shape(&prepared.request)?;
+    }
+    match args.seconds {
+        Some(seconds) => {
+            let total = frames_for_seconds(seconds, prepared.fps)?;
+            let sink = video_sink(&args, prepared.request.width, prepared.request.height, prepared.fps, total)?;
+            generate_long(&args, &prepared, total, None, sink)
+        }
+        None => generate_one(&args, &prepared),
+    }
+}
+
+/// Frames that fill `seconds` at `fps` (at least one).
+pub fn frames_for_seconds(seconds: f64, fps: f64) -> anyhow::Result<usize> {
+    anyhow::ensure!(seconds.is_finite() && seconds > 0.0, "--seconds must be a positive number, found {seconds}");
+    Ok(((seconds * fps).round() as usize).max(1))
+}
+
+/// Generates window by window into `sink` until it holds `total` frames, reporting as it goes.
+/// `continue_from` holds the last `--overlap` frames of a video whose earlier frames are in the sink
+/// already (extension); the request's first frames (an image) start the first window otherwise.
+pub fn generate_long(args: &GenerateArgs, prepared: &Prepared, total: usize, continue_from: Option<Tensor>, mut sink: VideoSink) -> anyhow::Result<()> {
+    let Prepared { pipeline, request, fps, .. } = prepared;
+    let started = Instant::now();
+    let mut bars = StageBars::new(args.quiet);
+    let quiet = args.quiet;
+    let mut on_window = |i: usize, n: usize| {
+        if !quiet {
+            eprintln!("window {} of {n}", i + 1);
+        }
+    };
+    let report = generate_into(pipeline, request, total, args.overlap, continue_from, &mut sink, &mut on_window, &mut |p| bars.update(p))?;
+    bars.finish();
+    report_long(args, sink, report.windows, started, *fps)
+}
+
+/// Finishes a video made in windows and says what was made.
+pub fn report_long(args: &GenerateArgs, sink: VideoSink, windows: usize, started: Instant, fps: f64) -> anyhow::Result<()> {
+    let (written, width, height) = (sink.written(), sink.width(), sink.height());
+    sink.finish(args.thumbnail.as_deref())?;
+    if !args.quiet {
+        eprintln!(
+            "{written} frames of {width}x{height} ({:.1} s at {fps} fps) in {windows} windows, {:.1} s",
+            written as f64 / fps,
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(peak) = peak_memory_bytes() {
+            eprintln!("peak memory {:.2} GiB", peak as f64 / (1u64 << 30) as f64);
+        }
+    }
+    println!("{}", args.output.display());
+    Ok(())
+}
+
+/// The sink for `args.output`.
+pub fn video_sink(args: &GenerateArgs, width: usize, height: usize, fps: f64, expected: usize) -> anyhow::Result<VideoSink> {
+    Ok(VideoSink::create(&args.output, width, height, fps, VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() }, expected)?)
+}
+
+/// Checks the arguments and builds the pipeline and the request they describe.
+pub fn prepare(args: &GenerateArgs) -> anyhow::Result<Prepared> {
     let model: String = match &args.model {
         Some(model) => model.clone(),
         None => reel_demo::bundled::checkpoint_dir()
@@ -124,7 +215,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             .into_owned(),
     };
     let model_label = args.model.clone().unwrap_or_else(|| "reel demo (bundled)".into());
-    let format = VideoFormat::from_path(&args.output)?;
+    VideoFormat::from_path(&args.output)?;
     if let Some(thumbnail) = &args.thumbnail {
         StillFormat::from_path(thumbnail)?;
     }
@@ -158,17 +249,23 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     request.step_cache = args.step_cache;
     request.init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
     pipeline.latent_shape(&request)?;
+    Ok(Prepared { pipeline, request, fps, model_label })
+}
 
+/// One generation, written whole.
+fn generate_one(args: &GenerateArgs, prepared: &Prepared) -> anyhow::Result<()> {
+    let Prepared { pipeline, request, fps, model_label } = prepared;
+    let fps = *fps;
     let started = Instant::now();
     let mut bars = StageBars::new(args.quiet);
-    let generated = pipeline.generate(&request, &mut |p| bars.update(p))?;
+    let generated = pipeline.generate(request, &mut |p| bars.update(p))?;
     bars.finish();
 
     let video = VideoFrames::new(request.width as u32, request.height as u32, fps, generated.rgb8()?)?;
     let options = VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() };
     write_video(&video, None, &args.output, options)?;
-    if format == VideoFormat::PngFrames {
-        write_manifest(&args.output, &args, &request, &model_label, fps)?;
+    if VideoFormat::from_path(&args.output)? == VideoFormat::PngFrames {
+        write_manifest(&args.output, args, request, model_label, fps)?;
     }
     if let Some(path) = &args.thumbnail {
         write_still(&thumbnail(&video, ThumbnailFrame::Middle), path)?;
@@ -217,6 +314,8 @@ fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, 
         "scheduler": args.scheduler,
         "shift": request.shift,
         "step_cache": request.step_cache,
+        "image": args.image,
+        "image_fit": args.image.as_ref().map(|_| format!("{:?}", args.image_fit).to_lowercase()),
         "transformer": args.transformer,
         "quantize": args.quantize.map(|_| "q8"),
         "dtype": args.dtype,

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod estimate;
+pub mod extend;
 mod compare;
 mod estimate_bench;
 pub mod eval;
