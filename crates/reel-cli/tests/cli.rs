@@ -363,3 +363,81 @@ fn generate_quantizes_to_int8_on_request_and_names_the_formats() {
     let err = stderr_of(reel().args(["generate", "x", "--quantize", "q4"]));
     assert!(err.contains("q4") && err.contains("q8"), "{err}");
 }
+
+/// Decoded RGB frames of a video, by ffmpeg.
+fn ffmpeg_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg is installed by .ci/run");
+    out.stdout.chunks(width * height * 3).map(|f| f.to_vec()).collect()
+}
+
+fn mean_abs_difference(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).sum::<f64>() / a.len() as f64
+}
+
+#[test]
+fn generate_starts_from_an_image_fitted_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 96x64 image (wider than the demo's 64x64): a yellow square left of centre on dark blue, fresh each run.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 16;
+    let image = image::RgbImage::from_fn(96, 64, |x, y| {
+        let (cx, cy) = (40 + seed, 32);
+        if x.abs_diff(cx) < 10 && y.abs_diff(cy) < 10 { image::Rgb([240, 220, 30]) } else { image::Rgb([10, 20, 80]) }
+    });
+    let still = dir.path().join("still.png");
+    image.save(&still).unwrap();
+    let cache = dir.path().join("cache");
+    for fit in ["crop", "pad", "stretch"] {
+        let out = dir.path().join(format!("{fit}.mp4"));
+        reel().env("REEL_CACHE_DIR", &cache).args(["generate", "a yellow square drifts to the right", "--quiet", "--image"]).arg(&still).args(["--image-fit", fit, "-o"]).arg(&out).assert().success();
+        let frames = ffmpeg_frames(&out, 64, 64);
+        assert_eq!(frames.len(), 17);
+        // The first frame is the image, fitted: compare it with the image crate's own fitting.
+        let expected = reel_media::read_image(&still, 64, 64, fit.parse().unwrap()).unwrap();
+        let difference = mean_abs_difference(&frames[0], &expected);
+        assert!(difference < 12.0, "{fit}: the first frame differs from the fitted image by {difference:.1} on average");
+    }
+    let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["generate", "x", "--image", "/nonexistent/still.png"]));
+    assert!(err.contains("/nonexistent/still.png"), "{err}");
+    let text = dir.path().join("notes.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["generate", "x", "--image"]).arg(&text));
+    assert!(err.contains("not a readable image"), "{err}");
+    let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["generate", "x", "--image"]).arg(&still).args(["--image-fit", "squash"]));
+    assert!(err.contains("crop, pad or stretch"), "{err}");
+}
+
+#[test]
+fn long_videos_are_made_in_windows_and_extend_continues_a_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let long = dir.path().join("long.mp4");
+    // 5 seconds at 8 fps: 40 frames, three 17-frame windows sharing 5 frames.
+    let out = reel().env("REEL_CACHE_DIR", &cache).args(["generate", "a red circle moves to the right", "--seconds", "5", "-o"]).arg(&long).assert().success().get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("40 frames of 64x64") && stderr.contains("in 3 windows"), "{stderr}");
+    assert_eq!(first_stream(&long)["nb_read_frames"], "40");
+
+    // Extension: the source's frames come first (all but the cross-faded last five unchanged), then 4 s more.
+    let extended = dir.path().join("extended.mp4");
+    reel().env("REEL_CACHE_DIR", &cache).args(["extend"]).arg(&long).args(["the red circle keeps moving", "--seconds", "4", "--quiet", "-o"]).arg(&extended).assert().success();
+    let (source, result) = (ffmpeg_frames(&long, 64, 64), ffmpeg_frames(&extended, 64, 64));
+    assert_eq!(result.len(), 40 + 32);
+    for i in [0, 17, 34] {
+        let difference = mean_abs_difference(&source[i], &result[i]);
+        assert!(difference < 3.0, "frame {i} of the source changed by {difference:.1} (re-encoding only should be ~1)");
+    }
+
+    let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["extend", "/nonexistent/clip.mp4", "more"]));
+    assert!(err.contains("/nonexistent/clip.mp4"), "{err}");
+    let broken = dir.path().join("broken.mp4");
+    std::fs::write(&broken, b"\0\0\0\x18ftypisom, then nothing").unwrap();
+    let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["extend"]).arg(&broken).arg("more"));
+    assert!(err.contains("broken.mp4"), "{err}");
+    let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["generate", "x", "--seconds", "5", "--overlap", "3", "-o"]).arg(dir.path().join("bad.mp4")));
+    assert!(err.contains("1 + 4k"), "{err}");
+}
