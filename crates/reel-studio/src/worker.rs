@@ -161,7 +161,7 @@ fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job
 /// is writing files).
 fn generation_percent(p: Progress) -> f64 {
     let (start, span) = match p.stage {
-        Stage::Load(_) | Stage::EncodePrompt => (0.0, 5.0),
+        Stage::Load(_) | Stage::EncodePrompt | Stage::EncodeFrames => (0.0, 5.0),
         Stage::Denoise => (5.0, 85.0),
         Stage::Decode => (90.0, 8.0),
     };
