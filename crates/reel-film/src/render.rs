@@ -34,6 +34,25 @@ pub struct ShotRequest {
     pub seed: u64,
 }
 
+impl ShotRequest {
+    /// The pipeline's request for these frames; the prompt is cut at `max_sequence_length` tokens
+    /// when the model sets it (the pipeline's default otherwise).
+    pub fn generation_request(&self, max_sequence_length: Option<usize>) -> GenerationRequest {
+        let mut generation = GenerationRequest::new(self.prompt.clone());
+        generation.negative_prompt = self.negative_prompt.clone();
+        generation.width = self.width;
+        generation.height = self.height;
+        generation.frames = self.frames;
+        generation.steps = self.steps;
+        generation.guidance = self.guidance;
+        generation.seed = self.seed;
+        if let Some(length) = max_sequence_length {
+            generation.max_sequence_length = length;
+        }
+        generation
+    }
+}
+
 /// Makes a shot's frames.
 pub trait ShotRenderer {
     /// Identifies the model's weights and settings: a different model, a different cache entry.
@@ -74,18 +93,7 @@ impl PipelineRenderer {
     }
 
     fn generation_request(&self, request: &ShotRequest) -> GenerationRequest {
-        let mut generation = GenerationRequest::new(request.prompt.clone());
-        generation.negative_prompt = request.negative_prompt.clone();
-        generation.width = request.width;
-        generation.height = request.height;
-        generation.frames = request.frames;
-        generation.steps = request.steps;
-        generation.guidance = request.guidance;
-        generation.seed = request.seed;
-        if let Some(length) = self.defaults.max_sequence_length {
-            generation.max_sequence_length = length;
-        }
-        generation
+        request.generation_request(self.defaults.max_sequence_length)
     }
 }
 
