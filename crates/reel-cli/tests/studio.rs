@@ -194,6 +194,17 @@ fn bad_requests_get_the_right_errors() {
     expect(request("GET", &format!("{videos}/video_missing"), &key).call(), 404, "No video");
     expect(request("GET", &format!("{videos}?limit=0"), &key).call(), 400, "limit");
     expect(request("GET", &format!("{}/nowhere", server.url), &key).call(), 404, "Unknown request URL");
+    // Extending a video that failed: refused as remixing it is.
+    let failed = create(&server, &key, json!({"prompt": "a doomed square"}));
+    let failed = failed["id"].as_str().unwrap();
+    mark_failed(&dir.path().join("reel.db"), failed);
+    let extensions = format!("{}/videos/extensions", server.api());
+    expect(request("POST", &extensions, &key).send_json(json!({"prompt": "more", "seconds": "4", "video": {"id": failed}})), 409, "only completed videos can be extended");
+    expect(request("POST", &extensions, &key).send_json(json!({"prompt": "more", "seconds": "3", "video": {"id": failed}})), 400, "4, 8, 12, 16, 20");
+    expect(request("POST", &extensions, &key).send_json(json!({"prompt": "more", "seconds": "4", "video": {"id": "video_nope"}})), 404, "No video");
+    expect(request("POST", &videos, &key).send_json(json!({"prompt": "x", "input_reference": {"image_url": "http://example.com/a.png"}})), 400, "does not fetch remote URLs");
+    // (Gone, so that the newest video below is a queued one.)
+    assert_eq!(call(request("DELETE", &format!("{videos}/{failed}"), &key).call()).0, 200);
     // The queue limit per key.
     for _ in 0..3 {
         create(&server, &key, json!({"prompt": "a red ring"}));
@@ -223,6 +234,7 @@ fn bad_requests_get_the_right_errors() {
     let doc: Value = ureq::get(&format!("{}/openapi.json", server.url)).call().unwrap().into_json().unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/videos/{video_id}/content"]["get"].is_object());
+    assert!(doc["paths"]["/v1/videos/extensions"]["post"]["requestBody"].is_object());
 }
 
 /// A two-shot storyboard for the demo model: one narrated shot, one crossfade.
@@ -338,6 +350,83 @@ fn queued_jobs_survive_a_server_restart() {
     wait_all_completed(&server, &key, &ids, Duration::from_secs(120));
 }
 
+/// A 64x64 PNG: a red disc on a dark background.
+fn disc_png() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(64, 64, |x, y| {
+        let (dx, dy) = (x as f64 - 31.5, y as f64 - 31.5);
+        if dx * dx + dy * dy <= 19.2 * 19.2 { image::Rgb([230, 30, 30]) } else { image::Rgb([10, 12, 30]) }
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image).write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    bytes.into_inner()
+}
+
+/// A multipart body as the SDKs send it: text fields, then one file.
+fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "reeltestboundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+    }
+    let (name, file_name, bytes) = file;
+    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+    body.extend(bytes);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn download(server: &Server, key: &str, id: &str, path: &Path) {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut request("GET", &format!("{}/videos/{id}/content", server.api()), key).call().unwrap().into_reader(), &mut bytes).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Frames of an MP4's video stream, counted by ffprobe.
+fn frame_count(path: &Path) -> usize {
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed");
+    String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or_else(|_| panic!("ffprobe: {}", String::from_utf8_lossy(&probe.stderr)))
+}
+
+#[test]
+fn queued_extensions_and_image_jobs_survive_a_restart_and_their_sources_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().unwrap();
+    let source = create(&server, &key, json!({"prompt": "a yellow square moves left", "steps": 4}));
+    let source = source["id"].as_str().unwrap().to_string();
+    wait_all_completed(&server, &key, std::slice::from_ref(&source), Duration::from_secs(120));
+    let source_mp4 = dir.path().join("source.mp4");
+    download(&server, &key, &source, &source_mp4);
+    server.kill();
+
+    // Queued while no worker runs: an extension of the source and a video from an image.
+    let server = Server::start(dir.path(), &["--workers", "0"]);
+    let api = server.api();
+    let (status, extension) = call(request("POST", &format!("{api}/videos/extensions"), &key).send_json(json!({"prompt": "the square stops", "seconds": "4", "video": {"id": source}})));
+    assert_eq!(status, 200, "{extension}");
+    assert_eq!((extension["status"].as_str(), extension["seconds"].as_str()), (Some("queued"), Some("6")), "{extension}");
+    let (content_type, body) = multipart(&[("prompt", "a red disc rises"), ("steps", "4")], ("input_reference", "disc.png", &disc_png()));
+    let (status, image) = call(request("POST", &format!("{api}/videos"), &key).set("Content-Type", &content_type).send_bytes(&body));
+    assert_eq!(status, 200, "{image}");
+    // Jobs keep their inputs: the source may go.
+    let (status, _) = call(request("DELETE", &format!("{api}/videos/{source}"), &key).call());
+    assert_eq!(status, 200);
+    server.kill();
+
+    let server = Server::start(dir.path(), &["--workers", "1"]);
+    let ids = [extension["id"].as_str().unwrap().to_string(), image["id"].as_str().unwrap().to_string()];
+    wait_all_completed(&server, &key, &ids, Duration::from_secs(240));
+    let extended = dir.path().join("extended.mp4");
+    download(&server, &key, &ids[0], &extended);
+    // The source's frames and 4 s more at the demo model's 8 fps.
+    assert_eq!(frame_count(&extended), frame_count(&source_mp4) + 32);
+    assert_eq!(retrieve(&server, &key, &ids[0])["extended_from_video_id"].as_str(), Some(source.as_str()));
+}
+
 #[test]
 fn concurrent_clients_lose_and_duplicate_no_job() {
     let dir = tempfile::tempdir().unwrap();
@@ -373,6 +462,20 @@ fn concurrent_clients_lose_and_duplicate_no_job() {
     assert_eq!(listed.len(), 24);
     let attempts = claims_per_job(&dir.path().join("reel.db"));
     assert!(attempts.iter().all(|a| *a == 1), "jobs claimed more than once: {attempts:?}");
+}
+
+/// Marks a video failed in the SQLite queue, as a worker does when its generation fails.
+fn mark_failed(db: &Path, id: &str) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        let done = sqlx::query("UPDATE videos SET status = 'failed', error_code = 'generation_failed', error_message = 'test' WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    });
 }
 
 /// How many times each job was claimed, read from the SQLite queue.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,8 +17,9 @@ use tokio::sync::RwLock;
 use crate::catalog::{Catalog, CreateRequest};
 use crate::error::ApiError;
 use crate::ids::{now, video_id};
+use crate::inputs::{fit_name, read_form, take_reference, Reference, REFERENCE};
 use crate::outputs::{Outputs, Variant};
-use crate::store::{Store, VideoRecord};
+use crate::store::{ImageReference, JobRequest, Lineage, Store, VideoRecord};
 
 
 /// Request limits, each answered with a clear 4xx.
@@ -67,7 +68,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/films/{id}", get(crate::films::retrieve))
         .route("/v1/estimates", post(crate::estimates::create))
         .route("/v1/videos/edits", post(|| async { ApiError::unsupported("videos.edit") }))
-        .route("/v1/videos/extensions", post(|| async { ApiError::unsupported("videos.extend") }))
+        .route("/v1/videos/extensions", post(crate::extensions::create))
         .route("/v1/videos/characters", post(|| async { ApiError::unsupported("videos.create_character") }))
         .route("/v1/videos/characters/{id}", get(|| async { ApiError::unsupported("videos.get_character") }))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
@@ -109,6 +110,8 @@ pub fn video_json(v: &VideoRecord) -> Value {
         "progress": v.progress,
         "prompt": v.prompt,
         "remixed_from_video_id": v.remixed_from,
+        // A reel extension: the video an extension continues (OpenAI's Video has no such field).
+        "extended_from_video_id": v.extended_from,
         "seconds": v.seconds,
         "size": v.size,
         "status": v.status,
@@ -119,62 +122,6 @@ pub fn video_json(v: &VideoRecord) -> Value {
         value["shots"] = crate::films::shots_json(v);
     }
     value
-}
-
-/// Reads a create request from JSON or multipart (the SDK always sends multipart).
-async fn read_create(state: &AppState, request: Request) -> Result<(CreateRequest, bool), ApiError> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let mut fields: HashMap<String, String> = HashMap::new();
-    let mut has_reference = false;
-    if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| ApiError::invalid(None, format!("malformed multipart body: {e}")))?;
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-            let name = field.name().unwrap_or_default().to_string();
-            if field.file_name().is_some() || name == "input_reference" {
-                let bytes = field.bytes().await.map_err(multipart_error)?;
-                if bytes.len() > state.limits.max_upload_bytes {
-                    return Err(ApiError::too_large(format!(
-                        "the upload '{name}' has {} bytes; the limit is {}",
-                        bytes.len(),
-                        state.limits.max_upload_bytes
-                    )));
-                }
-                has_reference |= name == "input_reference";
-                if name != "input_reference" {
-                    return Err(ApiError::invalid(Some(&name), format!("unexpected file field '{name}'")));
-                }
-            } else {
-                fields.insert(name, field.text().await.map_err(multipart_error)?);
-            }
-        }
-    } else {
-        let bytes = axum::body::to_bytes(request.into_body(), state.limits.max_body_bytes)
-            .await
-            .map_err(|_| ApiError::too_large(format!("the request body exceeds {} bytes", state.limits.max_body_bytes)))?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(None, format!("the body is not valid JSON: {e}")))?;
-        let object = value.as_object().ok_or_else(|| ApiError::invalid(None, "the body must be a JSON object"))?;
-        for (name, value) in object {
-            if name == "input_reference" && !value.is_null() {
-                has_reference = true;
-                continue;
-            }
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Null => continue,
-                other => other.to_string(),
-            };
-            fields.insert(name.clone(), text);
-        }
-    }
-    Ok((parse_create(fields)?, has_reference))
-}
-
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(format!("the request body is too large: {e}"))
-    } else {
-        ApiError::invalid(None, format!("malformed multipart body: {e}"))
-    }
 }
 
 fn parse_create(mut fields: HashMap<String, String>) -> Result<CreateRequest, ApiError> {
@@ -208,18 +155,50 @@ pub(crate) fn random_seed() -> u64 {
     u32::from_le_bytes(buf) as u64
 }
 
-/// Checks a request and queues it as a new video of `key`.
-async fn queue(state: &AppState, key: &str, request: &CreateRequest, remixed_from: Option<&str>) -> Result<VideoRecord, ApiError> {
-    let prompt_chars = request.prompt.chars().count();
-    if request.prompt.trim().is_empty() {
+/// Checks a prompt against the limits.
+pub(crate) fn check_prompt(state: &AppState, prompt: &str) -> Result<(), ApiError> {
+    let prompt_chars = prompt.chars().count();
+    if prompt.trim().is_empty() {
         return Err(ApiError::invalid(Some("prompt"), "'prompt' must not be empty"));
     }
     if prompt_chars > state.limits.max_prompt_chars {
         return Err(ApiError::invalid(Some("prompt"), format!("the prompt has {prompt_chars} characters; the limit is {}", state.limits.max_prompt_chars)));
     }
-    let (job, size, seconds) = state.catalog.job(request, random_seed()).map_err(|e| ApiError::invalid(Some(e.param), e.message))?;
-    check_pending(state, key).await?;
-    Ok(state.store.insert_video(&video_id(), key, &size, &seconds, &job, remixed_from, None).await?)
+    Ok(())
+}
+
+/// Checks a request against its model: the job, with (size, seconds) as the API reports them.
+fn plan(state: &AppState, request: &CreateRequest) -> Result<(JobRequest, String, String), ApiError> {
+    check_prompt(state, &request.prompt)?;
+    state.catalog.job(request, random_seed()).map_err(|e| ApiError::invalid(Some(e.param), e.message))
+}
+
+/// Queues video `id` of `key`, whose inputs (if any) are in place; they are removed if it cannot be queued.
+pub(crate) async fn insert(state: &AppState, key: &str, id: &str, size: &str, seconds: &str, job: &JobRequest, lineage: Lineage<'_>) -> Result<VideoRecord, ApiError> {
+    let inserted = state.store.insert_video(id, key, size, seconds, job, lineage, None).await;
+    if inserted.is_err() {
+        let _ = state.outputs.remove(id);
+    }
+    Ok(inserted?)
+}
+
+/// Checks a reference image (it must decode as an image) and keeps it as the input of job `id`.
+async fn keep_reference(state: &AppState, id: &str, job: &mut JobRequest, reference: Reference) -> Result<(), ApiError> {
+    let model = state.catalog.find(Some(&job.model)).map_err(|e| ApiError::invalid(Some(e.param), e.message))?;
+    model.check_given_frames("start from an image").map_err(|message| ApiError::invalid(Some(REFERENCE), message))?;
+    let (width, height, fit) = (job.width, job.height, reference.fit);
+    let bytes = tokio::task::spawn_blocking(move || reel_media::decode_image(&reference.bytes, width, height, fit).map(|_| reference.bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|message| ApiError::invalid(Some(REFERENCE), format!("input_reference: {message}")))?;
+    let path = state.outputs.reference_file(id);
+    let written = async {
+        tokio::fs::create_dir_all(path.parent().expect("a folder")).await?;
+        tokio::fs::write(&path, bytes).await
+    };
+    written.await.map_err(|e| ApiError::internal(format!("cannot store the input_reference image: {e}")))?;
+    job.input_reference = Some(ImageReference { fit: fit_name(fit).into() });
+    Ok(())
 }
 
 /// Refuses new work from a key with too many unfinished jobs.
@@ -236,14 +215,15 @@ pub(crate) async fn check_pending(state: &AppState, key: &str) -> Result<(), Api
 
 async fn create(State(state): State<Shared>, request: Request) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&state, request.headers()).await?;
-    let (create, has_reference) = read_create(&state, request).await?;
-    if has_reference {
-        return Err(ApiError::invalid(
-            Some("input_reference"),
-            "input_reference (image-to-video) is not supported by reel's models yet; send a text prompt only",
-        ));
+    let mut form = read_form(&state.limits, request, &[REFERENCE]).await?;
+    let reference = take_reference(&mut form, &state.limits)?;
+    let (mut job, size, seconds) = plan(&state, &parse_create(form.fields)?)?;
+    check_pending(&state, &key).await?;
+    let id = video_id();
+    if let Some(reference) = reference {
+        keep_reference(&state, &id, &mut job, reference).await?;
     }
-    Ok(Json(video_json(&queue(&state, &key, &create, None).await?)))
+    Ok(Json(video_json(&insert(&state, &key, &id, &size, &seconds, &job, Lineage::default()).await?)))
 }
 
 async fn retrieve(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -341,20 +321,46 @@ async fn remix(State(state): State<Shared>, headers: HeaderMap, Path(id): Path<S
             format!("{id} is a film: edit its storyboard and send it to POST /v1/films again (unchanged shots are reused)"),
         ));
     }
-    // The same settings and seed as the source, with the new prompt.
     let r = &source.request;
-    let request = CreateRequest {
-        prompt: prompt.to_string(),
-        model: Some(r.model.clone()),
-        size: Some(source.size.clone()),
-        seconds: Some(source.seconds.clone()),
-        negative_prompt: Some(r.negative_prompt.clone()),
-        seed: Some(r.seed),
-        steps: Some(r.steps),
-        guidance: Some(r.guidance),
-        fps: Some(r.fps),
+    let (job, size, seconds) = if r.extension.is_some() {
+        // An extension is made again from the same source video with the new prompt: same
+        // length, settings and seed.
+        check_prompt(&state, prompt)?;
+        state.catalog.find(Some(&r.model)).map_err(|e| ApiError::invalid(Some("model"), e.message))?;
+        (JobRequest { prompt: prompt.to_string(), ..r.clone() }, source.size.clone(), source.seconds.clone())
+    } else {
+        // The same settings, seed and reference image as the source, with the new prompt.
+        let request = CreateRequest {
+            prompt: prompt.to_string(),
+            model: Some(r.model.clone()),
+            size: Some(source.size.clone()),
+            seconds: Some(source.seconds.clone()),
+            negative_prompt: Some(r.negative_prompt.clone()),
+            seed: Some(r.seed),
+            steps: Some(r.steps),
+            guidance: Some(r.guidance),
+            fps: Some(r.fps),
+        };
+        let (mut job, size, seconds) = plan(&state, &request)?;
+        job.input_reference = r.input_reference.clone();
+        (job, size, seconds)
     };
-    Ok(Json(video_json(&queue(&state, &key, &request, Some(&id)).await?)))
+    check_pending(&state, &key).await?;
+    let new_id = video_id();
+    if job.extension.is_some() || job.input_reference.is_some() {
+        match state.outputs.copy_inputs(&id, &new_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(ApiError::gone(format!("the inputs of video {id} (its reference image or source video) have expired; it cannot be remixed")));
+            }
+            Err(e) => {
+                let _ = state.outputs.remove(&new_id);
+                return Err(ApiError::internal(format!("cannot copy the inputs of video {id}: {e}")));
+            }
+        }
+    }
+    let lineage = Lineage { remixed_from: Some(id.as_str()), extended_from: source.extended_from.as_deref() };
+    Ok(Json(video_json(&insert(&state, &key, &new_id, &size, &seconds, &job, lineage).await?)))
 }
 
 async fn models(State(state): State<Shared>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {

@@ -29,6 +29,13 @@ pub struct ServedModel {
     pub size_multiple: usize,
     /// Largest frame the studio accepts for this model, in pixels.
     pub max_pixels: usize,
+    /// Frames of one generation (the model's own length): longer videos are made window by window
+    /// when the model can start from given frames.
+    pub window_frames: usize,
+    /// Whether the model can start from given frames (per-token timesteps): image-to-video,
+    /// extensions and long videos made in windows.
+    pub given_frames: bool,
+    pub max_sequence_length: usize,
 }
 
 impl ServedModel {
@@ -51,7 +58,49 @@ impl ServedModel {
             temporal: geometry.temporal,
             size_multiple: geometry.size_multiple(),
             max_pixels: 4 * width * height,
+            window_frames: frames,
+            given_frames: checkpoint.expand_timesteps(),
+            max_sequence_length: defaults.max_sequence_length,
         })
+    }
+
+    /// The longest video a create request may ask for: `max_seconds` (four of the model's
+    /// generations in one), or at least 20 s (the longest the SDK's `seconds` allows for
+    /// extensions) when the model makes long videos window by window, whose memory does not grow
+    /// with the length.
+    pub fn max_video_seconds(&self) -> f64 {
+        if self.given_frames {
+            self.max_seconds.max(20.0)
+        } else {
+            self.max_seconds
+        }
+    }
+
+    /// Why this model cannot start from given frames (an image, or a video to continue), if it cannot.
+    pub fn check_given_frames(&self, what: &str) -> Result<(), String> {
+        if self.given_frames {
+            return Ok(());
+        }
+        Err(format!(
+            "model {} cannot {what}: that needs a model with per-token timesteps (`expand_timesteps` in its model_index.json, \
+             as Wan2.2-TI2V-5B has); Wan2.1-I2V's image branch is not supported yet: choose another model (GET /v1/models)",
+            self.name
+        ))
+    }
+
+    /// Checks that the model makes videos of `width` x `height`.
+    pub fn check_size(&self, width: usize, height: usize) -> Result<(), String> {
+        let m = self.size_multiple;
+        if width % m != 0 || height % m != 0 || width * height > self.max_pixels {
+            return Err(format!(
+                "size {width}x{height} is not available for model {}: width and height must be multiples of {m} and at most {} pixels \
+                 in all (the model's own size is {})",
+                self.name,
+                self.max_pixels,
+                self.default_size()
+            ));
+        }
+        Ok(())
     }
 
     pub fn default_size(&self) -> String {
@@ -125,19 +174,7 @@ impl Catalog {
         let size = request.size.clone().unwrap_or_else(|| model.default_size());
         let (width, height) = parse_size(&size)
             .ok_or_else(|| invalid("size", format!("size '{size}' is not WIDTHxHEIGHT (for example {})", model.default_size())))?;
-        let m = model.size_multiple;
-        if width % m != 0 || height % m != 0 || width * height > model.max_pixels {
-            return Err(invalid(
-                "size",
-                format!(
-                    "size {size} is not available for model {}: width and height must be multiples of {m} and at most {} pixels \
-                     in all (the model's own size is {})",
-                    model.name,
-                    model.max_pixels,
-                    model.default_size()
-                ),
-            ));
-        }
+        model.check_size(width, height).map_err(|message| invalid("size", message))?;
         let fps = request.fps.unwrap_or(model.fps);
         if !(fps.is_finite() && (1.0..=60.0).contains(&fps)) {
             return Err(invalid("fps", format!("fps must lie between 1 and 60, found {fps}")));
@@ -147,10 +184,10 @@ impl Catalog {
             .trim()
             .parse()
             .ok()
-            .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= model.max_seconds)
+            .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= model.max_video_seconds())
             .ok_or_else(|| {
                 invalid("seconds", format!("seconds '{seconds_given}' must be a number above 0 and at most {} for model {}",
-                    seconds_text(model.max_seconds), model.name))
+                    seconds_text(model.max_video_seconds()), model.name))
             })?;
         // The nearest frame count the model can make (4k+1), and the length it plays for.
         let t = model.temporal as f64;
@@ -175,6 +212,8 @@ impl Catalog {
             guidance,
             seed: request.seed.unwrap_or(seed),
             storyboard: None,
+            input_reference: None,
+            extension: None,
         };
         Ok((job, format!("{width}x{height}"), seconds_text(((frames - 1) as f64 / fps * 1000.0).round() / 1000.0)))
     }
@@ -205,6 +244,9 @@ mod tests {
                 temporal: 4,
                 size_multiple: 8,
                 max_pixels: 4 * 64 * 64,
+                window_frames: 17,
+                given_frames: true,
+                max_sequence_length: 16,
             }],
         }
     }
@@ -217,6 +259,12 @@ mod tests {
         assert_eq!((job.model.as_str(), job.frames, job.seed, size.as_str(), seconds.as_str()), (DEMO_MODEL, 17, 7, "64x64", "2"));
         let request = CreateRequest { prompt: "x".into(), seconds: Some("4".into()), ..Default::default() };
         assert_eq!(catalog.job(&request, 0).unwrap().0.frames, 33);
+        // Longer than four generations: made window by window, up to 20 s.
+        let request = CreateRequest { prompt: "x".into(), seconds: Some("12".into()), ..Default::default() };
+        assert_eq!(catalog.job(&request, 0).unwrap().0.frames, 97);
+        let mut one_piece = catalog.clone();
+        one_piece.models[0].given_frames = false;
+        assert_eq!(one_piece.job(&request, 0).unwrap_err().param, "seconds");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::api::{authenticate, random_seed, video_json, AppState};
 use crate::catalog::{seconds_text, Catalog, DEMO_MODEL};
 use crate::error::ApiError;
 use crate::ids::video_id;
-use crate::store::{JobRequest, VideoRecord};
+use crate::store::{JobRequest, Lineage, VideoRecord};
 
 /// One shot's state, stored as JSON with the film and updated by the worker's heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +114,8 @@ fn film_job(catalog: &Catalog, storyboard: &Storyboard) -> Result<(JobRequest, S
         guidance: storyboard.defaults.guidance.unwrap_or(model.guidance),
         seed: random_seed(),
         storyboard: Some(board),
+        input_reference: None,
+        extension: None,
     };
     let scale = storyboard.upscale as usize;
     Ok((job, format!("{}x{}", width * scale, height * scale), seconds_text((seconds * 1000.0).round() / 1000.0)))
@@ -150,7 +152,7 @@ pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Res
     let (job, size, seconds) = film_job(&state.catalog, &storyboard)?;
     crate::api::check_pending(&state, &key).await?;
     let shots = serde_json::to_string(&vec![ShotStatus::queued(); storyboard.shots.len()]).expect("JSON");
-    let video = state.store.insert_video(&video_id(), &key, &size, &seconds, &job, None, Some(&shots)).await?;
+    let video = state.store.insert_video(&video_id(), &key, &size, &seconds, &job, Lineage::default(), Some(&shots)).await?;
     Ok(Json(film_json(&video)))
 }
 

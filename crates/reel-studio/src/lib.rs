@@ -1,15 +1,20 @@
 //! reel's studio: the OpenAI-compatible Videos API (`reel serve`), a durable job queue in SQLite or
 //! PostgreSQL, workers (in the server or separate `reel worker` processes), and a web page.
-//! The studio never touches tensors: workers call the pipeline and the media writers.
+//! The studio never computes on tensors: workers call the pipeline (reel_film's windows for long
+//! videos and extensions) and the media writers, handing the pipeline a reference image as its
+//! first frame.
 
 pub mod api;
 pub mod catalog;
 pub mod error;
 pub mod estimates;
+pub mod extensions;
 pub mod films;
 pub mod ids;
+pub mod inputs;
 pub mod openapi;
 pub mod outputs;
+pub mod render;
 pub mod store;
 pub mod worker;
 

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description served at `/openapi.json`: the Videos API as reel implements it,
-//! including reel's optional extensions to create (seed, steps, guidance, negative_prompt, fps) and
-//! its films (a storyboard made into one narrated, subtitled video).
+//! including reel's optional extensions to create (seed, steps, guidance, negative_prompt, fps,
+//! input_reference_fit) and its films (a storyboard made into one narrated, subtitled video).
 
 use serde_json::{json, Value};
 
@@ -50,7 +50,14 @@ pub fn document() -> Value {
         "model": {"type": "string", "description": "A served model (GET /v1/models); sora-2 and sora-2-pro mean the default model"},
         "size": {"type": "string", "description": "WIDTHxHEIGHT; defaults to the model's size"},
         "seconds": {"type": "string", "description": "Length in seconds; defaults to the model's clip length"},
-        "input_reference": {"type": "string", "format": "binary", "description": "Image-to-video reference (not supported yet: 400)"},
+        "input_reference": {"description": "Image-to-video: the image the video starts from (PNG, JPEG, WebP or GIF), as an uploaded file \
+            (multipart), or as an object whose image_url is a data:image/...;base64,... URL (multipart: the field input_reference[image_url]). \
+            reel fetches no remote URLs and has no Files API: http(s) URLs and file_id are refused with 400. Needs a model that starts \
+            from given frames (the demo model, Wan2.2-TI2V-5B).",
+            "oneOf": [{"type": "string", "format": "binary"}, {"$ref": "#/components/schemas/ImageInputReference"}]},
+        "input_reference_fit": {"type": "string", "enum": ["crop", "pad", "stretch"], "default": "crop",
+            "description": "reel extension: how an image of another size or shape becomes the first frame: crop (cover and cut the overflow), \
+            pad (fit inside with black bars) or stretch"},
         "seed": {"type": "integer", "description": "reel extension: seed of the noise (same seed, same video)"},
         "steps": {"type": "integer", "description": "reel extension: denoising steps"},
         "guidance": {"type": "number", "description": "reel extension: classifier-free guidance scale"},
@@ -58,6 +65,19 @@ pub fn document() -> Value {
         "fps": {"type": "number", "description": "reel extension: frames per second"}
     });
     let create_schema = json!({"type": "object", "required": ["prompt"], "properties": create_fields});
+    let extend_fields = json!({
+        "prompt": {"type": "string", "description": "What the continuation shows"},
+        "seconds": {"type": "string", "enum": ["4", "8", "12", "16", "20"], "description": "Length of the new part; the new video's `seconds` is the stitched total"},
+        "video": {"description": "The video to continue: {\"id\": ...}, a completed video of this studio (multipart: the field video[id]), \
+            or an uploaded H.264 MP4 file",
+            "oneOf": [{"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}, {"type": "string", "format": "binary"}]},
+        "model": {"type": "string", "description": "reel extension, uploads only: the model that continues the video (an extension of a video of this studio uses its model)"},
+        "seed": {"type": "integer", "description": "reel extension: seed of the noise"},
+        "steps": {"type": "integer", "description": "reel extension: denoising steps (default: the source's)"},
+        "guidance": {"type": "number", "description": "reel extension: classifier-free guidance scale (default: the source's)"},
+        "negative_prompt": {"type": "string", "description": "reel extension: what the video should not show"}
+    });
+    let extend_schema = json!({"type": "object", "required": ["prompt", "seconds", "video"], "properties": extend_fields});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "reel Videos API", "version": env!("CARGO_PKG_VERSION"),
@@ -85,12 +105,15 @@ pub fn document() -> Value {
                 "parameters": [video_id_param(), {"name": "variant", "in": "query", "schema": {"type": "string", "enum": ["video", "thumbnail", "spritesheet", "subtitles", "subtitles_srt"], "default": "video",
                     "description": "subtitles (WebVTT) and subtitles_srt (SubRip) are reel extensions, for films"}}],
                 "responses": with_errors(json!({"200": {"description": "The file", "content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}, "text/vtt": {}, "application/x-subrip": {}}}, "410": {"description": "Expired"}}))}},
-            "/v1/videos/{video_id}/remix": {"post": {"summary": "Remix a completed video with a new prompt (same settings and seed)",
+            "/v1/videos/{video_id}/remix": {"post": {"summary": "Remix a completed video with a new prompt (same settings, seed, reference image; an extension is extended again from the same source)",
                 "parameters": [video_id_param()],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}}}}},
                 "responses": with_errors(video_response())}},
             "/v1/videos/edits": {"post": unsupported("Edit a video")},
-            "/v1/videos/extensions": {"post": unsupported("Extend a video")},
+            "/v1/videos/extensions": {"post": {"summary": "Extend a completed video: its frames, then seconds more from its last frames with a new prompt \
+                (same model, size and frame rate). 404 for an unknown video, 409 for one not completed (failed ones included).",
+                "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": extend_schema}, "application/json": {"schema": extend_schema}}},
+                "responses": with_errors(video_response())}},
             "/v1/videos/characters": {"post": unsupported("Create a character")},
             "/v1/videos/characters/{character_id}": {"get": unsupported("Retrieve a character")},
             "/v1/films": {"post": {"summary": "reel extension: make a film from a storyboard (docs/storyboard.md); its model names a served model, `demo` the bundled one",
@@ -118,6 +141,7 @@ pub fn document() -> Value {
                     "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
                     "model": {"type": "string"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
                     "prompt": {"type": ["string", "null"]}, "remixed_from_video_id": {"type": ["string", "null"]},
+                    "extended_from_video_id": {"type": ["string", "null"], "description": "reel extension: the video an extension continues"},
                     "seconds": {"type": "string"}, "size": {"type": "string"},
                     "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
                     "seed": {"type": "integer", "description": "reel extension: the seed used"}}},
@@ -128,6 +152,9 @@ pub fn document() -> Value {
                         "progress": {"type": "integer", "minimum": 0, "maximum": 100}}}}}},
                 "VideoList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}},
                     "first_id": {"type": ["string", "null"]}, "last_id": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}},
+                "ImageInputReference": {"type": "object", "properties": {
+                    "image_url": {"type": "string", "description": "A data:image/...;base64,... URL"},
+                    "file_id": {"type": "string", "description": "Not supported: reel has no Files API (400)"}}},
                 "Deleted": {"type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "video.deleted"}, "deleted": {"type": "boolean"}}},
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}

@@ -1,5 +1,8 @@
-//! Finished videos on disk: one folder per video under the data directory, holding the MP4, its
-//! thumbnail and its spritesheet. Deleted with the video; removed when they expire.
+//! Videos' files on disk, one folder per video under the data directory: `videos/ID/` holds the
+//! finished MP4, its thumbnail and its spritesheet; `inputs/ID/` what the job starts from (the
+//! reference image of image-to-video, the source MP4 of an extension), kept with the job so that it
+//! survives restarts and can be remixed. Both are deleted with the video and removed when its files
+//! expire.
 
 use std::path::{Path, PathBuf};
 
@@ -77,11 +80,46 @@ impl Outputs {
         self.root.with_file_name("shots")
     }
 
-    /// Removes a video's files, if any.
-    pub fn remove(&self, id: &str) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(self.dir(id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+    /// The folder of a job's inputs.
+    pub fn inputs_dir(&self, id: &str) -> PathBuf {
+        self.root.with_file_name("inputs").join(id)
+    }
+
+    /// The reference image of an image-to-video job, as uploaded.
+    pub fn reference_file(&self, id: &str) -> PathBuf {
+        self.inputs_dir(id).join("reference")
+    }
+
+    /// The video an extension continues.
+    pub fn source_file(&self, id: &str) -> PathBuf {
+        self.inputs_dir(id).join("source.mp4")
+    }
+
+    /// Copies the inputs of job `from` to job `to` (a remix); false when `from` has none left.
+    pub fn copy_inputs(&self, from: &str, to: &str) -> std::io::Result<bool> {
+        let source = self.inputs_dir(from);
+        if !source.is_dir() {
+            return Ok(false);
         }
+        let target = self.inputs_dir(to);
+        std::fs::create_dir_all(&target)?;
+        for entry in std::fs::read_dir(&source)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), target.join(entry.file_name()))?;
+        }
+        Ok(true)
+    }
+
+    /// Removes a video's files and its job's inputs, if any.
+    pub fn remove(&self, id: &str) -> std::io::Result<()> {
+        remove_dir(&self.dir(id))?;
+        remove_dir(&self.inputs_dir(id))
+    }
+}
+
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }

@@ -29,7 +29,7 @@ pub enum Backend {
 }
 
 /// Schema versions, applied in order once each.
-const MIGRATIONS: [(i64, &str); 2] = [(
+const MIGRATIONS: [(i64, &str); 3] = [(
     1,
     "CREATE TABLE api_keys (
         id TEXT PRIMARY KEY,
@@ -64,6 +64,10 @@ const MIGRATIONS: [(i64, &str); 2] = [(
     2,
     // Films: each shot's status, as JSON (see crate::films::ShotStatus).
     "ALTER TABLE videos ADD COLUMN shots TEXT",
+), (
+    3,
+    // Extensions (`POST /v1/videos/extensions`): the video an extension continues.
+    "ALTER TABLE videos ADD COLUMN extended_from TEXT",
 )];
 
 /// What a job asks the worker to make (stored as JSON with the video).
@@ -83,6 +87,37 @@ pub struct JobRequest {
     /// checkpoint folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storyboard: Option<reel_film::Storyboard>,
+    /// Image-to-video: the video starts from the image kept in the job's input folder
+    /// ([`crate::outputs::Outputs::reference_file`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_reference: Option<ImageReference>,
+    /// An extension: the video continues the MP4 kept in the job's input folder
+    /// ([`crate::outputs::Outputs::source_file`]); `frames` counts the source's frames and the new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<Extension>,
+}
+
+/// How the reference image of an image-to-video job becomes the first frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageReference {
+    /// `crop`, `pad` or `stretch` (see [`reel_media::ImageFit`]).
+    pub fit: String,
+}
+
+/// What an extension job adds to its source video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Frames of the source video, copied unchanged.
+    pub source_frames: usize,
+    /// Frames generated after them.
+    pub new_frames: usize,
+}
+
+/// The videos a new video derives from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lineage<'a> {
+    pub remixed_from: Option<&'a str>,
+    pub extended_from: Option<&'a str>,
 }
 
 /// A video row as the API reports it.
@@ -98,6 +133,7 @@ pub struct VideoRecord {
     pub seconds: String,
     pub request: JobRequest,
     pub remixed_from: Option<String>,
+    pub extended_from: Option<String>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub created_at: i64,
@@ -116,7 +152,7 @@ pub struct ClaimedJob {
     pub attempts: i64,
 }
 
-const VIDEO_COLUMNS: &str = "id, key_id, status, progress, model, prompt, size, seconds, request, remixed_from, \
+const VIDEO_COLUMNS: &str = "id, key_id, status, progress, model, prompt, size, seconds, request, remixed_from, extended_from, \
      error_code, error_message, created_at, completed_at, expires_at, attempts, shots";
 
 fn video_from_row(row: &AnyRow) -> Result<VideoRecord> {
@@ -132,6 +168,7 @@ fn video_from_row(row: &AnyRow) -> Result<VideoRecord> {
         seconds: row.try_get("seconds")?,
         request: serde_json::from_str(&request).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         remixed_from: row.try_get("remixed_from")?,
+        extended_from: row.try_get("extended_from")?,
         error_code: row.try_get("error_code")?,
         error_message: row.try_get("error_message")?,
         created_at: row.try_get("created_at")?,
@@ -237,13 +274,13 @@ impl Store {
         size: &str,
         seconds: &str,
         request: &JobRequest,
-        remixed_from: Option<&str>,
+        lineage: Lineage<'_>,
         shots: Option<&str>,
     ) -> Result<VideoRecord> {
         let json = serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO videos (id, key_id, status, progress, model, prompt, size, seconds, request, remixed_from, \
-             created_at, attempts, shots) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, 0, $10)",
+             extended_from, created_at, attempts, shots) VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11)",
         )
         .bind(id)
         .bind(key_id)
@@ -252,7 +289,8 @@ impl Store {
         .bind(size)
         .bind(seconds)
         .bind(json)
-        .bind(remixed_from)
+        .bind(lineage.remixed_from)
+        .bind(lineage.extended_from)
         .bind(now())
         .bind(shots)
         .execute(&self.pool)

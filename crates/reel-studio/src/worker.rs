@@ -8,20 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use candle_core::{DType, Device};
-use reel_media::thumbnail::{spritesheet, thumbnail, ThumbnailFrame};
-use reel_media::{write_video, VideoFrames, VideoOptions};
 use reel_film::cache::ShotCache;
-use reel_film::render::{PipelineRenderer, ShotRenderer, ShotRequest};
+use reel_film::render::PipelineRenderer;
 use reel_film::{make_film, FilmEvent, FilmOptions};
 use reel_models::hub::HubSettings;
-use reel_sampling::progress::{Progress, Stage};
 use tokio::runtime::Handle;
 
 use crate::catalog::{seconds_text, Catalog};
 use crate::films::ShotStatus;
 use crate::ids::worker_id;
 use crate::outputs::{Outputs, Variant};
-use crate::store::{ClaimedJob, JobRequest, Store};
+use crate::render::{finish_files, generate, generation_percent, staging_dir};
+use crate::store::{ClaimedJob, Store};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -130,45 +128,6 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
     }
 }
 
-/// Makes the video and its stills; errors are user-facing messages.
-fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &AtomicI64) -> Result<Option<String>, String> {
-    let request: &JobRequest = &job.request;
-    let model = catalog.find(Some(&request.model)).map_err(|e| e.message)?;
-    // The renderer `reel generate` and `reel film` use, so that a model's settings (its prompt
-    // length among them) apply alike everywhere.
-    let mut renderer = PipelineRenderer::open(&model.checkpoint.to_string_lossy(), settings.dtype, &Device::Cpu, &HubSettings::from_env())
-        .map_err(|e| format!("model {} cannot be loaded: {e}", model.name))?;
-    let shot = ShotRequest {
-        prompt: request.prompt.clone(),
-        negative_prompt: request.negative_prompt.clone(),
-        width: request.width,
-        height: request.height,
-        frames: request.frames,
-        steps: request.steps,
-        guidance: request.guidance,
-        seed: request.seed,
-    };
-    let frames = renderer
-        .render(&shot, &mut |p| progress.store(generation_percent(p) as i64, Ordering::Relaxed))
-        .map_err(|e| e.to_string())?;
-    let video = VideoFrames::new(request.width as u32, request.height as u32, request.fps, frames).map_err(|e| e.to_string())?;
-    write_files(outputs, &job.id, &video).map_err(|e| format!("cannot store the video: {e}"))?;
-    progress.store(100, Ordering::Relaxed);
-    Ok(None)
-}
-
-/// How far one generation is, in percent: prompt 0-5, denoising 5-90, decoding 90-98 (the rest
-/// is writing files).
-fn generation_percent(p: Progress) -> f64 {
-    let (start, span) = match p.stage {
-        Stage::Load(_) | Stage::EncodePrompt | Stage::EncodeFrames => (0.0, 5.0),
-        Stage::Denoise => (5.0, 85.0),
-        Stage::Decode => (90.0, 8.0),
-    };
-    let fraction = if p.total == 0 { 0.0 } else { p.done as f64 / p.total as f64 };
-    start + span * fraction
-}
-
 /// Makes a film from the job's storyboard, reporting each shot's status; returns its length.
 fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<Option<String>, String> {
     let storyboard = job.request.storyboard.as_ref().expect("a film job");
@@ -210,30 +169,4 @@ fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress
     finish_files(outputs, &job.id, &staging, &report.video).map_err(|e| format!("cannot store the film: {e}"))?;
     progress.percent.store(100, Ordering::Relaxed);
     Ok(Some(seconds_text((report.timeline.duration() * 1000.0).round() / 1000.0)))
-}
-
-/// A fresh staging folder for a job's files.
-fn staging_dir(outputs: &Outputs, id: &str) -> std::io::Result<std::path::PathBuf> {
-    let staging = outputs.dir(id).with_extension("partial");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)?;
-    Ok(staging)
-}
-
-/// MP4, thumbnail and spritesheet, written to a staging folder and moved into place together.
-fn write_files(outputs: &Outputs, id: &str, video: &VideoFrames) -> Result<(), Box<dyn std::error::Error>> {
-    let staging = staging_dir(outputs, id)?;
-    write_video(video, None, &staging.join(Variant::Video.file_name()), VideoOptions::default())?;
-    finish_files(outputs, id, &staging, video)
-}
-
-/// Adds the stills of `video` to the staging folder and moves it into place.
-fn finish_files(outputs: &Outputs, id: &str, staging: &std::path::Path, video: &VideoFrames) -> Result<(), Box<dyn std::error::Error>> {
-    reel_media::thumbnail::write_still(&thumbnail(video, ThumbnailFrame::Middle), &staging.join(Variant::Thumbnail.file_name()))?;
-    let sheet = spritesheet(video, 5, 5, (video.width / 2).max(32))?;
-    reel_media::thumbnail::write_still(&sheet, &staging.join(Variant::Spritesheet.file_name()))?;
-    let dir = outputs.dir(id);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(staging, &dir)?;
-    Ok(())
 }
