@@ -114,12 +114,17 @@ fn config_of_another_size_lists_what_is_missing() {
 }
 
 #[test]
-fn image_to_video_config_is_rejected_not_ignored() {
+fn image_branch_weights_missing_from_a_checkpoint_are_named() {
+    // A config with Wan2.1-I2V's image branch over weights without it.
     let dir = copy_of_ti2v();
     edit_config(dir.path(), |config| {
-        config["image_dim"] = 1280.into();
+        config["image_dim"] = 40.into();
         config["added_kv_proj_dim"] = 48.into();
     });
     let err = load_error(dir.path());
-    assert!(err.contains("image-to-video") && err.contains("not supported yet"), "{err}");
+    assert!(err.contains("missing tensors") && err.contains("condition_embedder.image_embedder") && err.contains("attn2.add_k_proj"), "{err}");
+    // An image branch whose added keys and values are not the model's width is refused by name.
+    edit_config(dir.path(), |config| config["added_kv_proj_dim"] = 32.into());
+    let err = load_error(dir.path());
+    assert!(err.contains("added_kv_proj_dim") && err.contains("width 48"), "{err}");
 }

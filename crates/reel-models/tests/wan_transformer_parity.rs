@@ -65,3 +65,24 @@ fn wan21_gguf_q8_checkpoint() {
         .unwrap();
     assert_close("gguf q8", &output, &take(&tensors, "output_f32"), Q8_TOLERANCE);
 }
+
+/// Wan2.1-I2V's transformer (scripts/fixtures/wan21_i2v.py): latents with the mask and image
+/// channels, cross-attention to the prompt plus the CLIP image tokens through the image branch.
+#[test]
+fn wan21_i2v_image_branch() {
+    let device = test_device();
+    let folder = ComponentFolder::open(fixture("tiny-wan2.1-i2v/transformer")).unwrap();
+    let tensors = load_tensors("parity/transformer_wan2.1_i2v.safetensors");
+    let input = |name: &str| take(&tensors, name).to_device(&device).unwrap();
+    let (latents, timestep, context, image) = (input("latents"), input("timestep"), input("context"), input("image"));
+    for (dtype, expected, tolerance) in [(DType::F32, "output_f32", F32_TOLERANCE), (DType::BF16, "output_bf16", BF16_TOLERANCE)] {
+        let model = WanTransformer::load(&folder, dtype, &device).unwrap();
+        assert!(model.takes_image_tokens());
+        let prepared = model.prepare_prompt(&context, Some(&image)).unwrap();
+        let output = model.forward_prepared(&latents, &timestep, &prepared).unwrap();
+        assert_close(&format!("wan2.1 i2v {dtype:?}"), &output, &take(&tensors, expected), tolerance);
+        // Without its image the model refuses to run rather than ignore the branch.
+        let err = model.forward(&latents, &timestep, &context).unwrap_err().to_string();
+        assert!(err.contains("CLIP tokens"), "{err}");
+    }
+}

@@ -219,7 +219,7 @@ impl Denoiser {
             let input = with_given_frames(&latents, given)?.to_dtype(model.dtype())?;
             let timestep = timestep_tensor(t, &input, model, expand, given.map_or(0, |g| g.dim(2).unwrap_or(0)))?;
             if prompts.is_none() {
-                prompts = Some((model.prepare_prompt(cond)?, uncond.map(|u| model.prepare_prompt(u)).transpose()?));
+                prompts = Some((model.prepare_prompt(cond, None)?, uncond.map(|u| model.prepare_prompt(u, None)).transpose()?));
             }
             let (cond_prompt, uncond_prompt) = prompts.as_ref().expect("prepared above");
             let mut prediction = model.forward_prepared(&input, &timestep, cond_prompt)?;

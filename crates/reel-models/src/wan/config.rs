@@ -101,13 +101,21 @@ impl WanTransformerConfig {
 
     /// Rejects what this port does not implement, rather than computing something else.
     pub fn validate(&self) -> Result<()> {
-        if self.image_dim.is_some() || self.added_kv_proj_dim.is_some() || self.pos_embed_seq_len.is_some() {
-            return Err(ModelError::Unsupported(
-                "this is a Wan image-to-video transformer (its config sets image_dim / \
-                 added_kv_proj_dim): the image-conditioning branch is not supported yet; use a \
-                 text-to-video checkpoint (Wan2.1-T2V, Wan2.2-T2V or Wan2.2-TI2V)"
-                    .into(),
-            ));
+        // Wan 2.1 image-to-video: CLIP tokens (image_dim wide) are embedded to the model's width and
+        // attended to through the added keys and values, which therefore take that width.
+        match (self.image_dim, self.added_kv_proj_dim) {
+            (None, None) if self.pos_embed_seq_len.is_some() => {
+                return Err(ModelError::Unsupported("pos_embed_seq_len is set but image_dim is not: positions of image tokens need an image branch".into()))
+            }
+            (None, None) => {}
+            (Some(_), Some(added)) if added == self.inner_dim() => {}
+            (image, added) => {
+                return Err(ModelError::Unsupported(format!(
+                    "image_dim {image:?} with added_kv_proj_dim {added:?}: an image branch needs both, and added_kv_proj_dim \
+                     equal to the model's width {} (heads x head dim), as Wan2.1-I2V has",
+                    self.inner_dim()
+                )))
+            }
         }
         if self.qk_norm.as_deref() != Some(RMS_NORM_ACROSS_HEADS) {
             return Err(ModelError::Unsupported(format!(
@@ -150,7 +158,11 @@ impl WanTransformerConfig {
             + d * self.ffn_dim + self.ffn_dim + self.ffn_dim * d + d
             + 6 * d;
         let out = d * self.out_channels() * pt * ph * pw + self.out_channels() * pt * ph * pw + 2 * d;
-        patch + time + text + self.num_layers * block + out
+        // Image-to-video: the image embedder, and each block's image keys, values and key norm.
+        let image = self.image_dim.map_or(0, |i| {
+            2 * i + i * i + i + i * d + d + 2 * d + self.pos_embed_seq_len.unwrap_or(0) * i + self.num_layers * (2 * (d * d + d) + d)
+        });
+        patch + time + text + self.num_layers * block + out + image
     }
 }
 

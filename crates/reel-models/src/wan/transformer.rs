@@ -1,5 +1,7 @@
 //! The Wan diffusion transformer: mirrors diffusers' `WanTransformer3DModel` (diffusers 0.42.1,
-//! models/transformers/transformer_wan.py) for the text-to-video checkpoints of Wan 2.1 and 2.2.
+//! models/transformers/transformer_wan.py) for the checkpoints of Wan 2.1 and 2.2: text-to-video, and
+//! Wan 2.1's image-to-video, whose cross-attention also attends to CLIP image tokens through its own
+//! keys and values (`add_k_proj`, `add_v_proj`, `norm_added_k`).
 //!
 //! Precision follows the reference: the modules diffusers keeps in f32 (`time_embedder`,
 //! `scale_shift_table`, `norm1..3`) are loaded in f32 whatever the compute dtype, the modulation and
@@ -32,6 +34,7 @@ struct ConditionEmbedder {
     time_proj: Linear,
     text_linear_1: Linear,
     text_linear_2: Linear,
+    image_embedder: Option<ImageEmbedder>,
 }
 
 impl ConditionEmbedder {
@@ -45,6 +48,7 @@ impl ConditionEmbedder {
             time_proj: linear(dim, 6 * dim, vb.pp("time_proj"))?,
             text_linear_1: linear(config.text_dim, dim, vb.pp("text_embedder.linear_1"))?,
             text_linear_2: linear(dim, dim, vb.pp("text_embedder.linear_2"))?,
+            image_embedder: config.image_dim.map(|image_dim| ImageEmbedder::new(image_dim, dim, config.pos_embed_seq_len, vb.pp("image_embedder"))).transpose()?,
         })
     }
 
@@ -62,6 +66,64 @@ impl ConditionEmbedder {
     }
 }
 
+/// CLIP image tokens into the transformer's width (`WanImageEmbedding`): LayerNorm, a GELU
+/// feed-forward, LayerNorm; with `pos_embed` (first-last-frame checkpoints) the two images' tokens
+/// are joined and given learned positions first.
+#[derive(Debug, Clone)]
+struct ImageEmbedder {
+    norm1: LayerNormF32,
+    ff_in: Linear,
+    ff_out: Linear,
+    norm2: LayerNormF32,
+    /// (1, tokens of both images, image_dim)
+    pos_embed: Option<Tensor>,
+}
+
+/// `FP32LayerNorm`'s default epsilon (torch's LayerNorm default).
+const IMAGE_NORM_EPS: f64 = 1e-5;
+
+impl ImageEmbedder {
+    fn new(image_dim: usize, dim: usize, pos_embed_seq_len: Option<usize>, vb: VarBuilder) -> CandleResult<Self> {
+        Ok(Self {
+            norm1: LayerNormF32::new(image_dim, IMAGE_NORM_EPS, true, vb.pp("norm1"))?,
+            ff_in: linear(image_dim, image_dim, vb.pp("ff.net.0.proj"))?,
+            ff_out: linear(image_dim, dim, vb.pp("ff.net.2"))?,
+            norm2: LayerNormF32::new(dim, IMAGE_NORM_EPS, true, vb.pp("norm2"))?,
+            pos_embed: pos_embed_seq_len.map(|n| vb.get((1, n, image_dim), "pos_embed")).transpose()?,
+        })
+    }
+
+    /// (batch, tokens, image_dim) in the compute dtype -> (batch', tokens', dim); with positions,
+    /// consecutive pairs of images become one sequence.
+    fn forward(&self, image: &Tensor) -> CandleResult<Tensor> {
+        let dtype = image.dtype();
+        let image = match &self.pos_embed {
+            Some(positions) => {
+                let (batch, tokens, width) = image.dims3()?;
+                if batch % 2 != 0 || 2 * tokens != positions.dim(1)? {
+                    candle_core::bail!(
+                        "this first-last-frame transformer takes the tokens of two images ({} in all), found {batch} image(s) of {tokens} tokens",
+                        positions.dim(1)?
+                    );
+                }
+                image.reshape((batch / 2, 2 * tokens, width))?.broadcast_add(positions)?
+            }
+            None => image.clone(),
+        };
+        let x = self.norm1.forward(&image)?.to_dtype(dtype)?;
+        let x = self.ff_out.forward(&self.ff_in.forward(&x)?.gelu_erf()?)?;
+        self.norm2.forward(&x)?.to_dtype(dtype)
+    }
+}
+
+/// The image keys and values of an image-to-video cross-attention.
+#[derive(Debug, Clone)]
+struct AddedKeysValues {
+    add_k_proj: Linear,
+    add_v_proj: Linear,
+    norm_added_k: RmsNorm,
+}
+
 /// Self- or cross-attention with RMS norm on queries and keys across all heads (`WanAttention`).
 #[derive(Debug, Clone)]
 struct WanAttention {
@@ -71,11 +133,30 @@ struct WanAttention {
     to_out: Linear,
     norm_q: RmsNorm,
     norm_k: RmsNorm,
+    added: Option<AddedKeysValues>,
     heads: usize,
 }
 
+/// What one block's cross-attention attends to: the prompt's keys and values, and the image's when
+/// the transformer has an image branch.
+#[derive(Debug, Clone)]
+struct CrossContext {
+    text: (Tensor, Tensor),
+    image: Option<(Tensor, Tensor)>,
+}
+
 impl WanAttention {
-    fn new(dim: usize, heads: usize, eps: f64, vb: VarBuilder) -> CandleResult<Self> {
+    /// `added_kv_dim`: the width of the image tokens of an image-to-video cross-attention.
+    fn new(dim: usize, heads: usize, eps: f64, added_kv_dim: Option<usize>, vb: VarBuilder) -> CandleResult<Self> {
+        let added = added_kv_dim
+            .map(|width| -> CandleResult<_> {
+                Ok(AddedKeysValues {
+                    add_k_proj: linear(width, dim, vb.pp("add_k_proj"))?,
+                    add_v_proj: linear(width, dim, vb.pp("add_v_proj"))?,
+                    norm_added_k: RmsNorm::new(dim, eps, vb.pp("norm_added_k"))?,
+                })
+            })
+            .transpose()?;
         Ok(Self {
             to_q: linear(dim, dim, vb.pp("to_q"))?,
             to_k: linear(dim, dim, vb.pp("to_k"))?,
@@ -83,6 +164,7 @@ impl WanAttention {
             to_out: linear(dim, dim, vb.pp("to_out.0"))?,
             norm_q: RmsNorm::new(dim, eps, vb.pp("norm_q"))?,
             norm_k: RmsNorm::new(dim, eps, vb.pp("norm_k"))?,
+            added,
             heads,
         })
     }
@@ -100,23 +182,39 @@ impl WanAttention {
         Ok((k, v))
     }
 
+    /// Keys and values of image tokens (batch, tokens, width) through the image branch.
+    fn image_keys_values(&self, image: &Tensor) -> CandleResult<(Tensor, Tensor)> {
+        let added = self.added.as_ref().expect("only image-to-video blocks are given image tokens");
+        let k = self.split_heads(&added.norm_added_k.forward(&added.add_k_proj.forward(image)?)?)?;
+        let v = self.split_heads(&added.add_v_proj.forward(image)?)?;
+        Ok((k, v))
+    }
+
     /// Self-attention, `rope` rotating queries and keys.
     fn self_attention(&self, x: &Tensor, rope: &Rope3d) -> CandleResult<Tensor> {
         let (k, v) = self.keys_values(x)?;
-        self.attend(x, &rope.apply(&k)?, &v, Some(rope))
+        let q = rope.apply(&self.queries(x)?)?;
+        self.project_out(&scaled_dot_product_attention(&q, &rope.apply(&k)?, &v)?)
     }
 
-    /// Cross-attention to keys and values computed by [`Self::keys_values`] from the prompt.
-    fn cross_attention(&self, x: &Tensor, (k, v): &(Tensor, Tensor)) -> CandleResult<Tensor> {
-        self.attend(x, k, v, None)
-    }
-
-    fn attend(&self, x: &Tensor, k: &Tensor, v: &Tensor, rope: Option<&Rope3d>) -> CandleResult<Tensor> {
-        let mut q = self.split_heads(&self.norm_q.forward(&self.to_q.forward(x)?)?)?;
-        if let Some(rope) = rope {
-            q = rope.apply(&q)?;
+    /// Cross-attention to the prompt's keys and values, plus (image-to-video) attention to the
+    /// image's, the two results summed before the output projection.
+    fn cross_attention(&self, x: &Tensor, context: &CrossContext) -> CandleResult<Tensor> {
+        let q = self.queries(x)?;
+        let (k, v) = &context.text;
+        let mut out = scaled_dot_product_attention(&q, k, v)?;
+        if let Some((k, v)) = &context.image {
+            out = (out + scaled_dot_product_attention(&q, k, v)?)?;
         }
-        let out = scaled_dot_product_attention(&q, k, v)?;
+        self.project_out(&out)
+    }
+
+    fn queries(&self, x: &Tensor) -> CandleResult<Tensor> {
+        self.split_heads(&self.norm_q.forward(&self.to_q.forward(x)?)?)
+    }
+
+    /// (batch, heads, tokens, head_dim) -> the output projection of (batch, tokens, dim).
+    fn project_out(&self, out: &Tensor) -> CandleResult<Tensor> {
         let (b, h, n, d) = out.dims4()?;
         self.to_out.forward(&out.transpose(1, 2)?.reshape((b, n, h * d))?)
     }
@@ -169,9 +267,9 @@ impl WanBlock {
         let table = vb.to_dtype(DType::F32).get((1, 6, dim), "scale_shift_table")?.squeeze(0)?;
         Ok(Self {
             norm1: LayerNormF32::new(dim, eps, false, vb.pp("norm1"))?,
-            attn1: WanAttention::new(dim, heads, eps, vb.pp("attn1"))?,
+            attn1: WanAttention::new(dim, heads, eps, None, vb.pp("attn1"))?,
             norm2,
-            attn2: WanAttention::new(dim, heads, eps, vb.pp("attn2"))?,
+            attn2: WanAttention::new(dim, heads, eps, config.added_kv_proj_dim, vb.pp("attn2"))?,
             norm3: LayerNormF32::new(dim, eps, false, vb.pp("norm3"))?,
             ffn_in: linear(dim, config.ffn_dim, vb.pp("ffn.net.0.proj"))?,
             ffn_out: linear(config.ffn_dim, dim, vb.pp("ffn.net.2"))?,
@@ -179,7 +277,7 @@ impl WanBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, prompt: &(Tensor, Tensor), projection: &Tensor, rope: &Rope3d) -> CandleResult<Tensor> {
+    fn forward(&self, x: &Tensor, prompt: &CrossContext, projection: &Tensor, rope: &Rope3d) -> CandleResult<Tensor> {
         let dtype = x.dtype();
         let m = modulation(&self.scale_shift_table, projection)?;
         let (shift, scale, gate, c_shift, c_scale, c_gate) = (&m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
@@ -199,10 +297,11 @@ impl WanBlock {
     }
 }
 
-/// A prompt's cross-attention keys and values for every block of one transformer.
+/// A prompt's (and, image-to-video, an image's) cross-attention keys and values for every block of
+/// one transformer.
 #[derive(Debug, Clone)]
 pub struct PreparedPrompt {
-    keys_values: Vec<(Tensor, Tensor)>,
+    keys_values: Vec<CrossContext>,
 }
 
 /// The Wan transformer: predicts the flow (velocity) for noisy video latents.
@@ -308,17 +407,44 @@ impl WanTransformer {
     /// - `timestep`: (batch) or, for per-token timesteps as Wan 2.2 TI2V uses them, (batch, tokens)
     /// - `context`: (batch, text_tokens, text_dim) prompt embeddings
     ///
-    /// Returns (batch, out_channels, frames, height, width) in the compute dtype.
+    /// Image-to-video transformers take their image through [`Self::prepare_prompt`]. Returns (batch, out_channels, frames, height, width) in the compute dtype.
     pub fn forward(&self, latents: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<Tensor> {
-        self.forward_prepared(latents, timestep, &self.prepare_prompt(context)?)
+        self.forward_prepared(latents, timestep, &self.prepare_prompt(context, None)?)
+    }
+
+    /// Whether the transformer attends to CLIP image tokens (Wan 2.1 image-to-video).
+    pub fn takes_image_tokens(&self) -> bool {
+        self.condition_embedder.image_embedder.is_some()
     }
 
     /// Every block's cross-attention keys and values for prompt embeddings `context` (batch,
-    /// text_tokens, text_dim): they depend on the prompt alone, so a generation prepares them once
-    /// and passes them to [`Self::forward_prepared`] at every step.
-    pub fn prepare_prompt(&self, context: &Tensor) -> Result<PreparedPrompt> {
+    /// text_tokens, text_dim) and, for an image-to-video transformer, the image's CLIP tokens `image`
+    /// (batch, image_tokens, image_dim): they depend on the prompt and image alone, so a generation
+    /// prepares them once and passes them to [`Self::forward_prepared`] at every step.
+    pub fn prepare_prompt(&self, context: &Tensor, image: Option<&Tensor>) -> Result<PreparedPrompt> {
+        let image = match (&self.condition_embedder.image_embedder, image) {
+            (Some(embedder), Some(image)) => Some(embedder.forward(&image.to_dtype(self.dtype)?)?),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ModelError::InvalidInput(
+                    "this image-to-video transformer needs the CLIP tokens of the image the video starts from".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ModelError::InvalidInput("this transformer has no image branch: it takes no CLIP image tokens".into()))
+            }
+        };
         let context = self.condition_embedder.text(&context.to_dtype(self.dtype)?)?;
-        let keys_values = self.blocks.iter().map(|block| block.attn2.keys_values(&context)).collect::<CandleResult<_>>()?;
+        let keys_values = self
+            .blocks
+            .iter()
+            .map(|block| {
+                Ok(CrossContext {
+                    text: block.attn2.keys_values(&context)?,
+                    image: image.as_ref().map(|image| block.attn2.image_keys_values(image)).transpose()?,
+                })
+            })
+            .collect::<CandleResult<_>>()?;
         Ok(PreparedPrompt { keys_values })
     }
 
