@@ -4,6 +4,7 @@
 //! Every model mirrors a reference class of diffusers or transformers at a pinned version and is
 //! tested against fixtures that reference wrote (see `scripts/fixtures/`).
 
+pub mod clip;
 pub mod device;
 pub mod error;
 pub mod hub;

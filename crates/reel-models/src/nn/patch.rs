@@ -26,6 +26,15 @@ impl PatchEmbed {
         Ok(Self { proj: Linear::new(weight, Some(bias))?, patch })
     }
 
+    /// `nn.Conv2d(in, out, kernel_size=patch, stride=patch, bias=False)` over images (CLIP's patch
+    /// embedding), with its `weight` (out, in, patch, patch): a one-frame 3D patch embedding, so its
+    /// `forward` takes (batch, channels, 1, height, width).
+    pub fn image_without_bias(in_channels: usize, out_channels: usize, patch: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((out_channels, in_channels, patch, patch), "weight")?;
+        let weight = weight.reshape((out_channels, in_channels * patch * patch))?;
+        Ok(Self { proj: Linear::new(weight, None)?, patch: (1, patch, patch) })
+    }
+
     /// (batch, channels, frames, height, width) -> (batch, tokens, out_channels), tokens in
     /// frame-major order as the reference's `flatten(2).transpose(1, 2)` gives them.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
