@@ -441,3 +441,21 @@ fn long_videos_are_made_in_windows_and_extend_continues_a_video() {
     let err = stderr_of(reel().env("REEL_CACHE_DIR", &cache).args(["generate", "x", "--seconds", "5", "--overlap", "3", "-o"]).arg(dir.path().join("bad.mp4")));
     assert!(err.contains("1 + 4k"), "{err}");
 }
+
+#[test]
+fn a_wan21_i2v_checkpoint_starts_from_an_image_and_continues_its_windows() {
+    // The tiny Wan2.1-I2V checkpoint (CLIP encoder, image branch, mask and image channels): 13-frame
+    // windows, so 3 s at 8 fps are three windows that each start from the last 5 frames before them.
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture("tiny-wan2.1-i2v");
+    let still = dir.path().join("still.png");
+    image::RgbImage::from_fn(60, 40, |x, y| image::Rgb([(x * 4) as u8, (y * 6) as u8, 90])).save(&still).unwrap();
+    let out = dir.path().join("i2v.mp4");
+    let size = ["--width", "48", "--height", "32", "--frames", "13", "--fps", "8", "--steps", "2", "--dtype", "f32"];
+    let run = reel().args(["generate", "a red circle drifts", "--model"]).arg(&model).args(size).args(["--seconds", "3", "--image"]).arg(&still).arg("-o").arg(&out).assert().success();
+    let stderr = String::from_utf8(run.get_output().stderr.clone()).unwrap();
+    assert!(stderr.contains("in 3 windows"), "{stderr}");
+    assert_eq!(first_stream(&out)["nb_read_frames"], "24");
+    let err = stderr_of(reel().args(["generate", "a red circle drifts", "--model"]).arg(&model).args(size).arg("-o").arg(dir.path().join("none.mp4")));
+    assert!(err.contains("starts from an image") && err.contains("--image"), "{err}");
+}

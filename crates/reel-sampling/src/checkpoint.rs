@@ -1,5 +1,7 @@
 //! A whole Wan checkpoint in the diffusers layout: `model_index.json` and one folder per component
-//! (`transformer/`, optional `transformer_2/`, `vae/`, `text_encoder/`, `tokenizer/`, `scheduler/`).
+//! (`transformer/`, optional `transformer_2/`, `vae/`, `text_encoder/`, `tokenizer/`, `scheduler/`;
+//! image-to-video checkpoints whose transformer takes CLIP tokens add `image_encoder/` and
+//! `image_processor/`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,9 +25,43 @@ struct ModelIndex {
     expand_timesteps: bool,
     #[serde(default)]
     transformer_2: Option<serde_json::Value>,
+    #[serde(default)]
+    image_encoder: Option<serde_json::Value>,
 }
 
 const REQUIRED: [&str; 5] = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"];
+/// The CLIP vision encoder and its image processor of Wan 2.1 image-to-video checkpoints.
+const CLIP_COMPONENTS: [&str; 2] = ["image_encoder", "image_processor"];
+/// The pipelines whose checkpoints reel runs.
+const PIPELINE_CLASSES: [&str; 2] = ["WanPipeline", "WanImageToVideoPipeline"];
+
+/// How a model starts a video from given frames (an image, or the end of a clip to continue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameConditioning {
+    /// It cannot: a text-to-video model.
+    None,
+    /// The frames' latents replace the first latent frames, whose tokens get timestep 0 (Wan 2.2
+    /// TI2V, reel's demo model: `expand_timesteps`).
+    PerTokenTimesteps,
+    /// A mask of the given frames and the VAE's encoding of them (followed by empty frames) are
+    /// joined to the latents as extra input channels (Wan 2.1 I2V, Wan 2.2 I2V-A14B); `clip`: the
+    /// transformer also attends to CLIP tokens of the first given frame (Wan 2.1 I2V).
+    Channels { clip: bool },
+}
+
+impl FrameConditioning {
+    /// From the configs: a transformer input wider than the latents by a mask (one channel per frame
+    /// of a latent frame) and the encoded frames means conditioning by channels.
+    pub fn of(expand_timesteps: bool, transformer: &WanTransformerConfig, latent_channels: usize, temporal: usize) -> Self {
+        if expand_timesteps {
+            Self::PerTokenTimesteps
+        } else if transformer.in_channels == 2 * latent_channels + temporal {
+            Self::Channels { clip: transformer.image_dim.is_some() }
+        } else {
+            Self::None
+        }
+    }
+}
 
 /// Whether a file of a hub repository belongs to what the pipeline reads: the model index, and
 /// the configs, safetensors weights and tokenizer files of its components (not `.bin` or `.pth`
@@ -35,7 +71,7 @@ pub fn is_checkpoint_file(path: &str) -> bool {
         return true;
     }
     let Some((component, file)) = path.split_once('/') else { return false };
-    let known = REQUIRED.contains(&component) || component == "transformer_2";
+    let known = REQUIRED.contains(&component) || CLIP_COMPONENTS.contains(&component) || component == "transformer_2";
     let useful = file.ends_with(".json") || file.ends_with(".safetensors") || file.ends_with(".model");
     known && !file.contains('/') && useful
 }
@@ -106,16 +142,20 @@ impl WanCheckpoint {
             )));
         }
         let index: ModelIndex = read_json(&index_path, "model index")?;
-        if let Some(class) = index.class_name.as_deref().filter(|c| *c != "WanPipeline") {
+        if let Some(class) = index.class_name.as_deref().filter(|c| !PIPELINE_CLASSES.contains(c)) {
             return Err(SamplingError::Config(format!(
-                "{} describes a {class}; reel's text-to-video pipeline runs WanPipeline checkpoints",
-                index_path.display()
+                "{} describes a {class}; reel runs the checkpoints of {}",
+                index_path.display(),
+                PIPELINE_CLASSES.join(" and ")
             )));
         }
         let two_experts = index.transformer_2.as_ref().is_some_and(|v| !v.is_null() && v[0].is_string());
         let mut needed: Vec<&str> = REQUIRED.to_vec();
         if two_experts {
             needed.push("transformer_2");
+        }
+        if index.image_encoder.as_ref().is_some_and(|v| v[0].is_string()) {
+            needed.extend(CLIP_COMPONENTS);
         }
         let missing: Vec<&str> = needed.into_iter().filter(|c| !root.join(c).is_dir()).collect();
         if !missing.is_empty() {
@@ -180,16 +220,33 @@ impl WanCheckpoint {
         self.root.join("tokenizer")
     }
 
+    /// How this model starts from given frames.
+    pub fn frame_conditioning(&self) -> Result<FrameConditioning> {
+        let geometry = self.geometry()?;
+        Ok(FrameConditioning::of(self.expand_timesteps(), &self.transformer_config()?, geometry.channels, geometry.temporal))
+    }
+
     /// How video sizes map to latent sizes for this checkpoint.
     pub fn geometry(&self) -> Result<LatentGeometry> {
         let transformer = self.transformer_config()?;
         let vae = self.vae_config()?;
-        if vae.z_dim != transformer.in_channels {
+        // Image-to-video transformers also take a mask and the encoded frames as input channels.
+        let conditioned = 2 * vae.z_dim + vae.scale_factor_temporal;
+        if transformer.in_channels != vae.z_dim && transformer.in_channels != conditioned {
             return Err(SamplingError::Config(format!(
-                "{}: the VAE has {} latent channels but the transformer expects {}",
+                "{}: the VAE has {} latent channels but the transformer expects {} (the latents', or {conditioned} \
+                 for an image-to-video model)",
                 self.root.display(),
                 vae.z_dim,
                 transformer.in_channels
+            )));
+        }
+        if transformer.out_channels() != vae.z_dim {
+            return Err(SamplingError::Config(format!(
+                "{}: the transformer predicts {} channels but the VAE's latents have {}",
+                self.root.display(),
+                transformer.out_channels(),
+                vae.z_dim
             )));
         }
         Ok(LatentGeometry {
@@ -209,7 +266,8 @@ mod tests {
     fn only_the_files_the_pipeline_reads_are_downloaded() {
         for wanted in ["model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
             "transformer/diffusion_pytorch_model.safetensors.index.json", "tokenizer/tokenizer.json", "tokenizer/spiece.model",
-            "scheduler/scheduler_config.json", "transformer_2/config.json", "vae/diffusion_pytorch_model.safetensors"] {
+            "scheduler/scheduler_config.json", "transformer_2/config.json", "vae/diffusion_pytorch_model.safetensors",
+            "image_encoder/model.safetensors", "image_processor/preprocessor_config.json"] {
             assert!(is_checkpoint_file(wanted), "{wanted}");
         }
         for unwanted in ["README.md", "assets/teaser.png", "text_encoder/pytorch_model.bin", ".gitattributes",

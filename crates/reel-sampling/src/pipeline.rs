@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use reel_models::nn::linear::{with_quantization, Quantization};
+use reel_models::clip::{ClipImageProcessor, ClipVisionEncoder};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
 use reel_models::wan::{LatentGeometry, PublishedModel, Tiling, WanTransformer, WanVae};
 use reel_models::weights::random_var_builder;
 
-use crate::checkpoint::WanCheckpoint;
+use crate::checkpoint::{FrameConditioning, WanCheckpoint};
 use crate::noise::seeded_noise;
 use crate::progress::{OnProgress, Progress, Stage};
 use crate::prompt::{PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
@@ -64,7 +65,8 @@ pub struct GenerationRequest {
     pub step_cache: Option<f64>,
     /// Frames the video starts with, (frames, height, width, 3) f32 in [0, 1] at the request's size:
     /// one frame is an image (image-to-video), 1 + 4k frames (the VAE's temporal factor) the end of
-    /// a clip to continue. Needs a model with per-token timesteps (Wan 2.2 TI2V, the demo model).
+    /// a clip to continue. Needs a model that starts from frames (see [`FrameConditioning`]: Wan 2.2
+    /// TI2V, Wan 2.1 I2V, Wan 2.2 I2V-A14B, the demo model); image-to-video models require them.
     pub first_frames: Option<Tensor>,
 }
 
@@ -127,6 +129,33 @@ pub fn frames_from_rgb8(frames: &[Vec<u8>], height: usize, width: usize) -> Resu
         data.extend(frame.iter().map(|&v| v as f32 / 255.0));
     }
     Ok(Tensor::from_vec(data, (frames.len(), height, width, 3), &Device::Cpu)?)
+}
+
+/// What given first frames become for the denoiser (see [`FrameConditioning`]).
+#[derive(Default)]
+struct FramesEncoded {
+    /// Latents that replace the first latent frames (per-token timesteps).
+    given_latents: Option<Tensor>,
+    /// Mask and encoded frames joined to the latents' channels.
+    channels: Option<Tensor>,
+    /// CLIP tokens of the first frame.
+    image_tokens: Option<Tensor>,
+}
+
+/// The mask `WanImageToVideoPipeline.prepare_latents` joins to the latents, (1, temporal, latent
+/// frames, height, width) like `latents`: one channel per frame a latent frame stands for, 1 where
+/// that frame is given. The first latent frame stands for the first frame alone, in all its channels.
+fn given_frames_mask(given: usize, latents: &Tensor, temporal: usize) -> Result<Tensor> {
+    let (_, _, latent_frames, height, width) = latents.dims5()?;
+    let mut mask = Vec::with_capacity(temporal * latent_frames);
+    for slot in 0..temporal {
+        for latent_frame in 0..latent_frames {
+            let frame = if latent_frame == 0 { 0 } else { 1 + (latent_frame - 1) * temporal + slot };
+            mask.push(if frame < given { 1f32 } else { 0f32 });
+        }
+    }
+    let mask = Tensor::from_vec(mask, (1, temporal, latent_frames, 1, 1), latents.device())?;
+    Ok(mask.broadcast_as((1, temporal, latent_frames, height, width))?.contiguous()?)
 }
 
 /// Where the components come from.
@@ -263,25 +292,35 @@ impl WanPipeline {
         }
         if !self.can_start_from_frames() {
             return Err(SamplingError::InvalidInput(
-                "this model cannot start from a given image or frames: that needs a model with per-token timesteps \
-                 (Wan2.2-TI2V-5B or reel's demo model); Wan2.1-I2V's image branch is not supported yet"
+                "this text-to-video model cannot start from a given image or frames: use an image-to-video model \
+                 (Wan2.1-I2V, Wan2.2-I2V-A14B), Wan2.2-TI2V-5B or reel's demo model"
                     .into(),
             ));
         }
         Ok(given)
     }
 
-    /// Whether the model can start from given frames (it takes per-token timesteps, as Wan 2.2 TI2V).
-    pub fn can_start_from_frames(&self) -> bool {
+    /// How the model starts from given frames.
+    pub fn frame_conditioning(&self) -> Result<FrameConditioning> {
         match &self.source {
-            Source::Checkpoint(c) => c.expand_timesteps(),
-            Source::Random(m) => m.latents.channels == 48,
+            Source::Checkpoint(c) => c.frame_conditioning(),
+            Source::Random(m) => Ok(FrameConditioning::of(m.latents.channels == 48, &m.transformer, m.latents.channels, m.latents.temporal)),
         }
+    }
+
+    /// Whether the model can start from given frames (an image, the end of a clip).
+    pub fn can_start_from_frames(&self) -> bool {
+        self.frame_conditioning().is_ok_and(|c| c != FrameConditioning::None)
     }
 
     /// Makes one video.
     pub fn generate(&self, request: &GenerationRequest, on_progress: OnProgress) -> Result<Generated> {
         let shape = self.latent_shape(request)?;
+        if request.first_frames.is_none() && matches!(self.frame_conditioning()?, FrameConditioning::Channels { .. }) {
+            return Err(SamplingError::InvalidInput(
+                "this image-to-video model starts from an image: give one (reel generate --image FILE)".into(),
+            ));
+        }
         if let Some(path) = &self.transformer_gguf {
             // Fail before the text encoder runs, not at the first step.
             std::fs::File::open(path).map_err(|e| SamplingError::InvalidInput(format!("cannot read the GGUF transformer {}: {e}", path.display())))?;
@@ -299,14 +338,14 @@ impl WanPipeline {
         let (cond, uncond) = self.encode_prompts(request, guidance.enabled(), on_progress)?;
         stage_seconds.push((Stage::EncodePrompt, started.elapsed().as_secs_f64()));
 
-        let given = match &request.first_frames {
+        let conditioning = match &request.first_frames {
             Some(frames) => {
                 let started = Instant::now();
-                let given = self.encode_frames(frames, on_progress)?;
+                let conditioning = self.encode_first_frames(frames, request, on_progress)?;
                 stage_seconds.push((Stage::EncodeFrames, started.elapsed().as_secs_f64()));
-                Some(given)
+                conditioning
             }
-            None => None,
+            None => FramesEncoded::default(),
         };
 
         let started = Instant::now();
@@ -316,7 +355,12 @@ impl WanPipeline {
         };
         let mut scheduler = scheduler_config.build(request.steps)?;
         let step_cache = request.step_cache.map(|threshold| StepCacheSettings::new(threshold, request.steps));
-        let mut denoiser = self.denoiser()?.with_step_cache(step_cache).with_given_frames(given);
+        let mut denoiser = self
+            .denoiser()?
+            .with_step_cache(step_cache)
+            .with_given_frames(conditioning.given_latents)
+            .with_frame_channels(conditioning.channels)
+            .with_image_tokens(conditioning.image_tokens);
         let latents = denoiser.denoise(scheduler.as_mut(), latents, &cond, uncond.as_ref(), guidance, on_progress)?;
         let denoise_stats = denoiser.stats();
         drop(denoiser);
@@ -393,7 +437,7 @@ impl WanPipeline {
             Source::Checkpoint(c) => c.boundary_ratio(),
             Source::Random(m) => (m.experts == 2).then_some(0.875),
         };
-        let expand = self.can_start_from_frames();
+        let expand = self.frame_conditioning()? == FrameConditioning::PerTokenTimesteps;
         let denoiser = match (boundary, &self.transformer_gguf) {
             (Some(_), Some(path)) => {
                 return Err(SamplingError::InvalidInput(format!(
@@ -418,16 +462,50 @@ impl WanPipeline {
         })
     }
 
-    /// Given first frames (frames, height, width, 3) in [0, 1] -> their normalised latents, as
-    /// diffusers' `WanImageToVideoPipeline.prepare_latents` makes them (the posterior's mean).
-    fn encode_frames(&self, frames: &Tensor, on_progress: OnProgress) -> Result<Tensor> {
+    /// What the denoiser gets from given first frames (frames, height, width, 3) in [0, 1], as
+    /// diffusers' `WanImageToVideoPipeline.prepare_latents` and `encode_image` make it.
+    fn encode_first_frames(&self, frames: &Tensor, request: &GenerationRequest, on_progress: OnProgress) -> Result<FramesEncoded> {
         on_progress(Progress { stage: Stage::Load("vae"), done: 0, total: 1 });
         let vae = self.load_vae()?;
         on_progress(Progress { stage: Stage::EncodeFrames, done: 0, total: 1 });
-        let video = ((frames.to_device(&self.device)?.to_dtype(DType::F32)? * 2.0)? - 1.0)?.permute((3, 0, 1, 2))?.unsqueeze(0)?;
-        let latents = vae.normalize(&vae.encode(&video.contiguous()?, None)?.mean)?;
+        let given = ((frames.to_device(&self.device)?.to_dtype(DType::F32)? * 2.0)? - 1.0)?.permute((3, 0, 1, 2))?.unsqueeze(0)?;
+        let encoded = match self.frame_conditioning()? {
+            // The frames' latents (the posterior's mean, normalised) stand in for the first latent frames.
+            FrameConditioning::PerTokenTimesteps => {
+                let latents = vae.normalize(&vae.encode(&given.contiguous()?, None)?.mean)?;
+                FramesEncoded { given_latents: Some(latents), ..Default::default() }
+            }
+            FrameConditioning::Channels { clip } => {
+                // The whole video's length is encoded: the given frames, then zeros (grey).
+                let (_, _, count, height, width) = given.dims5()?;
+                let empty = Tensor::zeros((1, 3, request.frames - count, height, width), DType::F32, &self.device)?;
+                let video = Tensor::cat(&[&given, &empty], 2)?.contiguous()?;
+                let latents = vae.normalize(&vae.encode(&video, None)?.mean)?;
+                drop(vae);
+                let mask = given_frames_mask(count, &latents, self.geometry()?.temporal)?;
+                let image_tokens = if clip { Some(self.clip_tokens(frames, on_progress)?) } else { None };
+                FramesEncoded { channels: Some(Tensor::cat(&[&mask, &latents], 1)?), image_tokens, ..Default::default() }
+            }
+            FrameConditioning::None => unreachable!("latent_shape refuses given frames for models that cannot start from them"),
+        };
         on_progress(Progress { stage: Stage::EncodeFrames, done: 1, total: 1 });
-        Ok(latents)
+        Ok(encoded)
+    }
+
+    /// The CLIP vision encoder's tokens of the first given frame (its penultimate layer's output, as
+    /// `WanImageToVideoPipeline.encode_image` takes them), computed in f32 as Wan's examples load it.
+    fn clip_tokens(&self, frames: &Tensor, on_progress: OnProgress) -> Result<Tensor> {
+        let Source::Checkpoint(checkpoint) = &self.source else {
+            return Err(SamplingError::InvalidInput("published configurations carry no CLIP image encoder: use a checkpoint".into()));
+        };
+        on_progress(Progress { stage: Stage::Load("image_encoder"), done: 0, total: 1 });
+        let processor = ClipImageProcessor::load(&checkpoint.root().join("image_processor"))?;
+        let encoder = ClipVisionEncoder::load(&checkpoint.component("image_encoder")?, DType::F32, &self.device)?;
+        on_progress(Progress { stage: Stage::Load("image_encoder"), done: 1, total: 1 });
+        let (_, height, width, _) = frames.dims4()?;
+        let first = rgb8_frames(&frames.narrow(0, 0, 1)?)?.remove(0);
+        let pixels = processor.pixel_values(&first, width, height, &self.device)?;
+        Ok(encoder.penultimate_hidden_states(&pixels)?)
     }
 
     /// Latents -> frames (frames, height, width, 3) in [0, 1] on the CPU.
@@ -448,5 +526,29 @@ impl WanPipeline {
         // (1, 3, frames, height, width) in [-1, 1] -> (frames, height, width, 3) in [0, 1].
         let video = ((video.to_dtype(DType::F32)? / 2.0)? + 0.5)?.clamp(0f32, 1f32)?;
         Ok(video.squeeze(0)?.permute((1, 2, 3, 0))?.contiguous()?.to_device(&Device::Cpu)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mask's channels of each latent frame, as (latent frame, channel) rows.
+    fn mask_rows(given: usize, latent_frames: usize) -> Vec<Vec<f32>> {
+        let latents = Tensor::zeros((1, 4, latent_frames, 2, 3), DType::F32, &Device::Cpu).unwrap();
+        let mask = given_frames_mask(given, &latents, 4).unwrap();
+        assert_eq!(mask.dims(), &[1, 4, latent_frames, 2, 3]);
+        let mask = mask.get(0).unwrap().narrow(2, 1, 1).unwrap().narrow(3, 2, 1).unwrap().squeeze(3).unwrap().squeeze(2).unwrap();
+        mask.t().unwrap().to_vec2::<f32>().unwrap()
+    }
+
+    #[test]
+    fn the_given_frames_mask_marks_the_frames_each_latent_frame_stands_for() {
+        // An image: the first latent frame, all four channels (the first frame stands for all of them).
+        assert_eq!(mask_rows(1, 3), vec![vec![1.0; 4], vec![0.0; 4], vec![0.0; 4]]);
+        // The end of a clip, 1 + 4 frames: the first two latent frames.
+        assert_eq!(mask_rows(5, 3), vec![vec![1.0; 4], vec![1.0; 4], vec![0.0; 4]]);
+        // 1 + 8 frames of 4 latent frames.
+        assert_eq!(mask_rows(9, 4), vec![vec![1.0; 4], vec![1.0; 4], vec![1.0; 4], vec![0.0; 4]]);
     }
 }

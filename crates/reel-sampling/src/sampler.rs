@@ -86,13 +86,26 @@ pub struct Denoiser {
     step_cache: Option<StepCacheSettings>,
     /// Normalised latents of the first latent frames, given rather than denoised (see [`Self::with_given_frames`]).
     given: Option<Tensor>,
+    /// Channels joined to the latents at every evaluation (see [`Self::with_frame_channels`]).
+    frame_channels: Option<Tensor>,
+    /// CLIP tokens of the image the video starts from (see [`Self::with_image_tokens`]).
+    image_tokens: Option<Tensor>,
     /// Evaluations of the last [`Self::denoise`].
     stats: DenoiseStats,
 }
 
 impl Denoiser {
     pub fn single(expert: Expert) -> Self {
-        Self { experts: vec![expert], boundary_ratio: None, expand_timesteps: false, step_cache: None, given: None, stats: DenoiseStats::default() }
+        Self {
+            experts: vec![expert],
+            boundary_ratio: None,
+            expand_timesteps: false,
+            step_cache: None,
+            given: None,
+            frame_channels: None,
+            image_tokens: None,
+            stats: DenoiseStats::default(),
+        }
     }
 
     pub fn two_experts(high_noise: Expert, low_noise: Expert, boundary_ratio: f64) -> Result<Self> {
@@ -101,14 +114,10 @@ impl Denoiser {
                 "boundary_ratio must lie in [0, 1], found {boundary_ratio}"
             )));
         }
-        Ok(Self {
-            experts: vec![high_noise, low_noise],
-            boundary_ratio: Some(boundary_ratio),
-            expand_timesteps: false,
-            step_cache: None,
-            given: None,
-            stats: DenoiseStats::default(),
-        })
+        let mut denoiser = Self::single(high_noise);
+        denoiser.experts.push(low_noise);
+        denoiser.boundary_ratio = Some(boundary_ratio);
+        Ok(denoiser)
     }
 
     pub fn with_expand_timesteps(mut self, expand: bool) -> Self {
@@ -122,6 +131,21 @@ impl Denoiser {
     /// the result keeps them. One frame is an image; more continue a clip.
     pub fn with_given_frames(mut self, given: Option<Tensor>) -> Self {
         self.given = given;
+        self
+    }
+
+    /// Joins `channels` (batch, mask + latent channels, frames, height, width) to the latents before
+    /// every evaluation, as diffusers' `WanImageToVideoPipeline` does for Wan 2.1 I2V and Wan 2.2
+    /// I2V-A14B: a mask of the given frames and the VAE's encoding of them followed by empty frames.
+    pub fn with_frame_channels(mut self, channels: Option<Tensor>) -> Self {
+        self.frame_channels = channels;
+        self
+    }
+
+    /// CLIP tokens (batch, tokens, width) of the image the video starts from, for transformers with
+    /// an image branch (Wan 2.1 I2V); both the prompt's and the negative prompt's evaluations see them.
+    pub fn with_image_tokens(mut self, tokens: Option<Tensor>) -> Self {
+        self.image_tokens = tokens;
         self
     }
 
@@ -187,6 +211,17 @@ impl Denoiser {
                 )));
             }
         }
+        if let Some(channels) = &self.frame_channels {
+            let (b, _, f, h, w) = latents.dims5()?;
+            let (cb, _, cf, ch, cw) = channels.dims5()?;
+            if (cb, cf, ch, cw) != (b, f, h, w) {
+                return Err(SamplingError::InvalidInput(format!(
+                    "frame channels {:?} do not fit latents {:?}: same batch, frames and size",
+                    channels.dims(),
+                    latents.dims()
+                )));
+            }
+        }
         let timesteps = scheduler.timesteps().to_vec();
         let train = scheduler.num_train_timesteps();
         let mut latents = latents;
@@ -216,10 +251,15 @@ impl Denoiser {
             let expand = self.expand_timesteps;
             let given = self.given.as_ref();
             let model = self.experts[index].get(on_progress)?;
-            let input = with_given_frames(&latents, given)?.to_dtype(model.dtype())?;
+            let mut input = with_given_frames(&latents, given)?;
+            if let Some(channels) = &self.frame_channels {
+                input = Tensor::cat(&[&input, &channels.to_dtype(input.dtype())?], 1)?;
+            }
+            let input = input.to_dtype(model.dtype())?;
             let timestep = timestep_tensor(t, &input, model, expand, given.map_or(0, |g| g.dim(2).unwrap_or(0)))?;
             if prompts.is_none() {
-                prompts = Some((model.prepare_prompt(cond, None)?, uncond.map(|u| model.prepare_prompt(u, None)).transpose()?));
+                let image = self.image_tokens.as_ref();
+                prompts = Some((model.prepare_prompt(cond, image)?, uncond.map(|u| model.prepare_prompt(u, image)).transpose()?));
             }
             let (cond_prompt, uncond_prompt) = prompts.as_ref().expect("prepared above");
             let mut prediction = model.forward_prepared(&input, &timestep, cond_prompt)?;

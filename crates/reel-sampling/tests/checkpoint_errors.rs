@@ -45,10 +45,18 @@ fn a_second_expert_without_boundary_is_refused() {
 fn another_pipeline_class_is_refused() {
     let dir = copy_of("tiny-wan2.1");
     let index_path = dir.path().join("model_index.json");
-    let text = std::fs::read_to_string(&index_path).unwrap().replace("\"WanPipeline\"", "\"WanImageToVideoPipeline\"");
+    let text = std::fs::read_to_string(&index_path).unwrap().replace("\"WanPipeline\"", "\"LTXPipeline\"");
     std::fs::write(&index_path, text).unwrap();
     let err = open_error(dir.path());
-    assert!(err.contains("WanImageToVideoPipeline"), "{err}");
+    assert!(err.contains("LTXPipeline") && err.contains("WanImageToVideoPipeline"), "{err}");
+}
+
+#[test]
+fn an_image_to_video_checkpoint_without_its_clip_encoder_is_incomplete() {
+    let dir = copy_of("tiny-wan2.1-i2v");
+    std::fs::remove_dir_all(dir.path().join("image_encoder")).unwrap();
+    let err = open_error(dir.path());
+    assert!(err.contains("image_encoder") && err.contains("incomplete"), "{err}");
 }
 
 #[test]

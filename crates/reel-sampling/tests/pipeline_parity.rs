@@ -1,8 +1,9 @@
 //! Whole text-to-video runs against diffusers' `WanPipeline` (scripts/fixtures/pipeline.py) on tiny
 //! random checkpoints in the diffusers layout: prompt and negative prompt through tokenizer and
 //! UMT5, the sampler from the same initial latents, the VAE, frames out; and image-to-video against
-//! `WanImageToVideoPipeline` (scripts/fixtures/image_to_video.py). f32, relative error 1e-3 over all
-//! frames.
+//! `WanImageToVideoPipeline` (scripts/fixtures/image_to_video.py for Wan 2.2 TI2V,
+//! scripts/fixtures/wan21_i2v.py for Wan 2.1 I2V with its CLIP encoder). f32, relative error 1e-4
+//! over all frames.
 
 use candle_core::{DType, Tensor};
 use reel_models::testing::{assert_close, fixture, load_tensors, take, test_device};
@@ -10,7 +11,7 @@ use reel_sampling::checkpoint::WanCheckpoint;
 use reel_sampling::pipeline::{GenerationRequest, VaeTiling, WanPipeline};
 use reel_sampling::progress::Stage;
 
-const TOLERANCE: f64 = 1e-3;
+const TOLERANCE: f64 = 1e-4;
 
 fn run(model: &str, case: &str) -> Vec<Stage> {
     run_with(model, case, |_, _| {})
@@ -83,4 +84,24 @@ fn wan22_ti2v_image_to_video() {
         request.first_frames = Some(image.unwrap().unsqueeze(0).unwrap());
     });
     assert!(stages.contains(&Stage::EncodeFrames), "{stages:?}");
+}
+
+/// Wan 2.1 I2V: the image through CLIP into the transformer's image branch, and the mask and the
+/// VAE's encoding of the image (then empty frames) joined to the latents' channels.
+#[test]
+fn wan21_i2v_image_to_video() {
+    let stages = run_with("tiny-wan2.1-i2v", "wan2.1_i2v", |request, tensors| {
+        let image = take(tensors, "image").to_dtype(DType::F32).unwrap() / 255.0;
+        request.first_frames = Some(image.unwrap().unsqueeze(0).unwrap());
+    });
+    assert!(stages.contains(&Stage::EncodeFrames) && stages.contains(&Stage::Load("image_encoder")), "{stages:?}");
+}
+
+#[test]
+fn an_image_to_video_model_asks_for_its_image() {
+    let pipeline = WanPipeline::new(WanCheckpoint::open(fixture("tiny-wan2.1-i2v")).unwrap(), DType::F32, &test_device());
+    let mut request = GenerationRequest::new("a red circle");
+    (request.frames, request.height, request.width) = (9, 32, 48);
+    let err = pipeline.generate(&request, &mut |_| {}).err().expect("no image").to_string();
+    assert!(err.contains("starts from an image") && err.contains("--image"), "{err}");
 }

@@ -220,8 +220,14 @@ async fn create(State(state): State<Shared>, request: Request) -> Result<Json<Va
     let (mut job, size, seconds) = plan(&state, &parse_create(form.fields)?)?;
     check_pending(&state, &key).await?;
     let id = video_id();
-    if let Some(reference) = reference {
-        keep_reference(&state, &id, &mut job, reference).await?;
+    match reference {
+        Some(reference) => keep_reference(&state, &id, &mut job, reference).await?,
+        None => {
+            let model = state.catalog.find(Some(&job.model)).map_err(|e| ApiError::invalid(Some(e.param), e.message))?;
+            if model.needs_image {
+                return Err(ApiError::invalid(Some(REFERENCE), format!("model {} is an image-to-video model: give the image the video starts from as input_reference", model.name)));
+            }
+        }
     }
     Ok(Json(video_json(&insert(&state, &key, &id, &size, &seconds, &job, Lineage::default()).await?)))
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use reel_sampling::checkpoint::WanCheckpoint;
+use reel_sampling::checkpoint::{FrameConditioning, WanCheckpoint};
 
 use crate::store::JobRequest;
 
@@ -32,9 +32,11 @@ pub struct ServedModel {
     /// Frames of one generation (the model's own length): longer videos are made window by window
     /// when the model can start from given frames.
     pub window_frames: usize,
-    /// Whether the model can start from given frames (per-token timesteps): image-to-video,
-    /// extensions and long videos made in windows.
+    /// Whether the model can start from given frames: image-to-video, extensions and long videos
+    /// made in windows.
     pub given_frames: bool,
+    /// Whether it makes videos from an image only (Wan2.1-I2V, Wan2.2-I2V-A14B).
+    pub needs_image: bool,
     pub max_sequence_length: usize,
 }
 
@@ -44,6 +46,7 @@ impl ServedModel {
         let checkpoint = WanCheckpoint::open(&dir).map_err(|e| e.to_string())?;
         let defaults = checkpoint.generation_defaults().map_err(|e| e.to_string())?.resolved();
         let geometry = checkpoint.geometry().map_err(|e| e.to_string())?;
+        let conditioning = checkpoint.frame_conditioning().map_err(|e| e.to_string())?;
         let (fps, frames, width, height) = (defaults.fps, defaults.frames, defaults.width, defaults.height);
         Ok(Self {
             name: name.to_string(),
@@ -59,7 +62,8 @@ impl ServedModel {
             size_multiple: geometry.size_multiple(),
             max_pixels: 4 * width * height,
             window_frames: frames,
-            given_frames: checkpoint.expand_timesteps(),
+            given_frames: conditioning != FrameConditioning::None,
+            needs_image: matches!(conditioning, FrameConditioning::Channels { .. }),
             max_sequence_length: defaults.max_sequence_length,
         })
     }
@@ -82,8 +86,8 @@ impl ServedModel {
             return Ok(());
         }
         Err(format!(
-            "model {} cannot {what}: that needs a model with per-token timesteps (`expand_timesteps` in its model_index.json, \
-             as Wan2.2-TI2V-5B has); Wan2.1-I2V's image branch is not supported yet: choose another model (GET /v1/models)",
+            "model {} cannot {what}: it is a text-to-video model; image-to-video models (Wan2.1-I2V, Wan2.2-I2V-A14B), \
+             Wan2.2-TI2V-5B and the demo model can: choose another model (GET /v1/models)",
             self.name
         ))
     }
@@ -246,6 +250,7 @@ mod tests {
                 max_pixels: 4 * 64 * 64,
                 window_frames: 17,
                 given_frames: true,
+                needs_image: false,
                 max_sequence_length: 16,
             }],
         }
