@@ -9,7 +9,7 @@ use clap::Args;
 use reel_film::continuation::extend_video;
 use reel_media::read_mp4_info;
 
-use super::generate::{frames_for_seconds, prepare, report_long, video_sink, GenerateArgs};
+use super::generate::{announce_windows, frames_for_seconds, prepare, report_long, video_sink, GenerateArgs};
 use super::progress::StageBars;
 
 #[derive(Args)]
@@ -38,12 +38,7 @@ pub fn run(args: ExtendArgs) -> anyhow::Result<()> {
     let mut sink = video_sink(&generate, info.width, info.height, info.fps, info.frames + new_frames)?;
     let started = Instant::now();
     let mut bars = StageBars::new(generate.quiet);
-    let quiet = generate.quiet;
-    let mut on_window = |i: usize, n: usize| {
-        if !quiet {
-            eprintln!("window {} of {n}", i + 1);
-        }
-    };
+    let mut on_window = announce_windows(generate.quiet);
     let extended = extend_video(&prepared.pipeline, &prepared.request, &video, new_frames, generate.overlap, &mut sink, &mut on_window, &mut |p| bars.update(p))?;
     bars.finish();
     report_long(&generate, sink, extended.report.windows, started, info.fps)

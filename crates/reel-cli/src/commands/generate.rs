@@ -171,15 +171,19 @@ pub fn generate_long(args: &GenerateArgs, prepared: &Prepared, total: usize, con
     let Prepared { pipeline, request, fps, .. } = prepared;
     let started = Instant::now();
     let mut bars = StageBars::new(args.quiet);
-    let quiet = args.quiet;
-    let mut on_window = |i: usize, n: usize| {
-        if !quiet {
-            eprintln!("window {} of {n}", i + 1);
-        }
-    };
+    let mut on_window = announce_windows(args.quiet);
     let report = generate_into(pipeline, request, total, args.overlap, continue_from, &mut sink, &mut on_window, &mut |p| bars.update(p))?;
     bars.finish();
     report_long(args, sink, report.windows, started, *fps)
+}
+
+/// Says "window i of n" as each window starts, unless `quiet`.
+pub fn announce_windows(quiet: bool) -> impl FnMut(usize, usize) {
+    move |i, n| {
+        if !quiet {
+            eprintln!("window {} of {n}", i + 1);
+        }
+    }
 }
 
 /// Finishes a video made in windows and says what was made.
