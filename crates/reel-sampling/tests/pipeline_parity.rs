@@ -2,8 +2,8 @@
 //! random checkpoints in the diffusers layout: prompt and negative prompt through tokenizer and
 //! UMT5, the sampler from the same initial latents, the VAE, frames out; and image-to-video against
 //! `WanImageToVideoPipeline` (scripts/fixtures/image_to_video.py for Wan 2.2 TI2V,
-//! scripts/fixtures/wan21_i2v.py for Wan 2.1 I2V with its CLIP encoder). f32, relative error 1e-4
-//! over all frames.
+//! scripts/fixtures/wan21_i2v.py for Wan 2.1 I2V with its CLIP encoder and Wan 2.2 I2V-A14B). f32,
+//! relative error 1e-4 over all frames.
 
 use candle_core::{DType, Tensor};
 use reel_models::testing::{assert_close, fixture, load_tensors, take, test_device};
@@ -95,6 +95,16 @@ fn wan21_i2v_image_to_video() {
         request.first_frames = Some(image.unwrap().unsqueeze(0).unwrap());
     });
     assert!(stages.contains(&Stage::EncodeFrames) && stages.contains(&Stage::Load("image_encoder")), "{stages:?}");
+}
+
+/// Wan 2.2 I2V-A14B: the same channels without CLIP, two experts with their own guidance.
+#[test]
+fn wan22_a14b_image_to_video() {
+    let stages = run_with("tiny-wan2.2-i2v-a14b", "a14b_i2v", |request, tensors| {
+        let image = take(tensors, "image").to_dtype(DType::F32).unwrap() / 255.0;
+        request.first_frames = Some(image.unwrap().unsqueeze(0).unwrap());
+    });
+    assert!(stages.contains(&Stage::Load("transformer_2")) && !stages.contains(&Stage::Load("image_encoder")), "{stages:?}");
 }
 
 #[test]
