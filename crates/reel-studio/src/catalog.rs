@@ -286,4 +286,19 @@ mod tests {
         assert_eq!(ask(&|r| r.model = Some("wan-99".into())).param, "model");
         assert_eq!(ask(&|r| r.steps = Some(0)).param, "steps");
     }
+
+    #[test]
+    fn what_each_kind_of_checkpoint_starts_from() {
+        let served = |name: &str| ServedModel::from_checkpoint(name, reel_models::testing::fixture(name)).unwrap();
+        let text_only = served("tiny-wan2.1");
+        assert!(!text_only.given_frames && !text_only.needs_image);
+        assert!(text_only.check_given_frames("start from an image").unwrap_err().contains("text-to-video model"));
+        // Image-to-video by input channels: images required, clips continued.
+        for name in ["tiny-wan2.1-i2v", "tiny-wan2.2-i2v-a14b"] {
+            let model = served(name);
+            assert!(model.given_frames && model.needs_image, "{name}");
+        }
+        let per_token = served("tiny-wan2.2-ti2v");
+        assert!(per_token.given_frames && !per_token.needs_image);
+    }
 }

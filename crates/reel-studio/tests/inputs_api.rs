@@ -172,7 +172,18 @@ async fn models_that_cannot_start_from_an_image_refuse_it_at_create_time() {
     catalog.models[0].given_frames = false;
     let s = studio_with(catalog).await;
     let (status, body) = s.json("/v1/videos", json!({"prompt": "x", "input_reference": {"image_url": format!("data:image/png;base64,{PNG_1X1}")}})).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, Some("input_reference"), "per-token timesteps");
+    assert_error(status, &body, StatusCode::BAD_REQUEST, Some("input_reference"), "text-to-video model");
+}
+
+#[tokio::test]
+async fn image_to_video_models_ask_for_their_image_at_create_time() {
+    let mut catalog = reel_studio::catalog(&[]).unwrap();
+    (catalog.models[0].given_frames, catalog.models[0].needs_image) = (true, true);
+    let s = studio_with(catalog).await;
+    let (status, body) = s.json("/v1/videos", json!({"prompt": "x"})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, Some("input_reference"), "image-to-video model");
+    let (status, _) = s.json("/v1/videos", json!({"prompt": "x", "input_reference": {"image_url": format!("data:image/png;base64,{PNG_1X1}")}})).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
