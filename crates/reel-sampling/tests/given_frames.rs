@@ -55,8 +55,8 @@ fn bad_given_frames_are_refused_with_reasons() {
     check(&ti2v, frames(1, 64, 32), 9, "resize or crop");
     check(&ti2v, frames(3, 32, 32), 9, "give 1 (an image) or 1 + 4k");
     check(&ti2v, frames(9, 32, 32), 9, "nothing to generate");
-    // Wan 2.1 text-to-video has one timestep per sample: it cannot hold frames clean.
-    check(&pipeline("tiny-wan2.1"), frames(1, 32, 32), 9, "per-token timesteps");
+    // Wan 2.1 text-to-video has neither per-token timesteps nor image channels.
+    check(&pipeline("tiny-wan2.1"), frames(1, 32, 32), 9, "text-to-video model cannot start from a given image");
 }
 
 #[test]
