@@ -486,7 +486,9 @@ impl WanPipeline {
                 let image_tokens = if clip { Some(self.clip_tokens(frames, on_progress)?) } else { None };
                 FramesEncoded { channels: Some(Tensor::cat(&[&mask, &latents], 1)?), image_tokens, ..Default::default() }
             }
-            FrameConditioning::None => unreachable!("latent_shape refuses given frames for models that cannot start from them"),
+            FrameConditioning::None => {
+                return Err(SamplingError::InvalidInput("this text-to-video model cannot start from given frames".into()))
+            }
         };
         on_progress(Progress { stage: Stage::EncodeFrames, done: 1, total: 1 });
         Ok(encoded)
