@@ -316,7 +316,9 @@ impl WanPipeline {
     /// Makes one video.
     pub fn generate(&self, request: &GenerationRequest, on_progress: OnProgress) -> Result<Generated> {
         let shape = self.latent_shape(request)?;
-        if request.first_frames.is_none() && matches!(self.frame_conditioning()?, FrameConditioning::Channels { .. }) {
+        // Read from the configs once: the encoding of given frames and the denoiser both follow it.
+        let frame_conditioning = self.frame_conditioning()?;
+        if request.first_frames.is_none() && matches!(frame_conditioning, FrameConditioning::Channels { .. }) {
             return Err(SamplingError::InvalidInput(
                 "this image-to-video model starts from an image: give one (reel generate --image FILE)".into(),
             ));
@@ -341,7 +343,7 @@ impl WanPipeline {
         let conditioning = match &request.first_frames {
             Some(frames) => {
                 let started = Instant::now();
-                let conditioning = self.encode_first_frames(frames, request, on_progress)?;
+                let conditioning = self.encode_first_frames(frames, request, frame_conditioning, on_progress)?;
                 stage_seconds.push((Stage::EncodeFrames, started.elapsed().as_secs_f64()));
                 conditioning
             }
@@ -356,7 +358,7 @@ impl WanPipeline {
         let mut scheduler = scheduler_config.build(request.steps)?;
         let step_cache = request.step_cache.map(|threshold| StepCacheSettings::new(threshold, request.steps));
         let mut denoiser = self
-            .denoiser()?
+            .denoiser(frame_conditioning)?
             .with_step_cache(step_cache)
             .with_given_frames(conditioning.given_latents)
             .with_frame_channels(conditioning.channels)
@@ -418,7 +420,7 @@ impl WanPipeline {
         }
     }
 
-    fn denoiser(&self) -> Result<Denoiser> {
+    fn denoiser(&self, conditioning: FrameConditioning) -> Result<Denoiser> {
         let (dtype, device, quantization) = (self.dtype, self.device.clone(), self.quantization);
         let expert = |name: &'static str| -> Result<Expert> {
             Ok(match &self.source {
@@ -437,7 +439,7 @@ impl WanPipeline {
             Source::Checkpoint(c) => c.boundary_ratio(),
             Source::Random(m) => (m.experts == 2).then_some(0.875),
         };
-        let expand = self.frame_conditioning()? == FrameConditioning::PerTokenTimesteps;
+        let expand = conditioning == FrameConditioning::PerTokenTimesteps;
         let denoiser = match (boundary, &self.transformer_gguf) {
             (Some(_), Some(path)) => {
                 return Err(SamplingError::InvalidInput(format!(
@@ -464,12 +466,12 @@ impl WanPipeline {
 
     /// What the denoiser gets from given first frames (frames, height, width, 3) in [0, 1], as
     /// diffusers' `WanImageToVideoPipeline.prepare_latents` and `encode_image` make it.
-    fn encode_first_frames(&self, frames: &Tensor, request: &GenerationRequest, on_progress: OnProgress) -> Result<FramesEncoded> {
+    fn encode_first_frames(&self, frames: &Tensor, request: &GenerationRequest, conditioning: FrameConditioning, on_progress: OnProgress) -> Result<FramesEncoded> {
         on_progress(Progress { stage: Stage::Load("vae"), done: 0, total: 1 });
         let vae = self.load_vae()?;
         on_progress(Progress { stage: Stage::EncodeFrames, done: 0, total: 1 });
         let given = ((frames.to_device(&self.device)?.to_dtype(DType::F32)? * 2.0)? - 1.0)?.permute((3, 0, 1, 2))?.unsqueeze(0)?;
-        let encoded = match self.frame_conditioning()? {
+        let encoded = match conditioning {
             // The frames' latents (the posterior's mean, normalised) stand in for the first latent frames.
             FrameConditioning::PerTokenTimesteps => {
                 let latents = vae.normalize(&vae.encode(&given.contiguous()?, None)?.mean)?;
