@@ -6,6 +6,7 @@ pub mod bf16_attention;
 pub mod bf16_gemm;
 pub mod panels;
 pub mod conv;
+pub mod patches;
 pub mod int8_gemm;
 
 use candle_core::{DType, Device};
@@ -30,4 +31,10 @@ pub fn use_int8_kernel(device: &Device) -> bool {
 /// training (the kernel has no backward pass).
 pub fn use_cpu_conv(x: &candle_core::Tensor, weight: &candle_core::Tensor) -> bool {
     x.dtype() == DType::F32 && weight.dtype() == DType::F32 && x.device().is_cpu() && enabled() && !x.track_op() && !weight.track_op()
+}
+
+/// Whether a convolution of `x` with `weight` should run on [`patches`]: f32 on the CPU, in
+/// training (where candle's conv2d backward pass is many times slower).
+pub fn use_cpu_patches(x: &candle_core::Tensor, weight: &candle_core::Tensor) -> bool {
+    x.dtype() == DType::F32 && weight.dtype() == DType::F32 && x.device().is_cpu() && enabled() && (x.track_op() || weight.track_op())
 }

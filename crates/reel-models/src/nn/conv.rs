@@ -1,7 +1,8 @@
 //! Convolutions for video models. On the CPU in f32 (outside training) they run on reel's
-//! patch-matrix kernel ([`crate::kernels::conv`]). Elsewhere, candle having 2D convolutions only,
-//! a 3D convolution is the sum, over its temporal taps, of one batched 2D convolution of all the
-//! frames that tap sees; that path runs on every device candle supports and has gradients.
+//! patch-matrix kernel ([`crate::kernels::conv`]); in training on the CPU, as a matrix product
+//! with a differentiable patch matrix ([`crate::kernels::patches`]). Elsewhere, candle having 2D
+//! convolutions only, a 3D convolution is the sum, over its temporal taps, of one batched 2D
+//! convolution of all the frames that tap sees; that path runs on every device candle supports.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -39,6 +40,11 @@ impl Module for Conv2d {
             let geometry = ConvGeometry { kernel: (1, k, k), stride: (1, self.stride), padding: (self.padding, self.padding) };
             return kernels::conv::conv3d(&x.unsqueeze(2)?, &self.weight.unsqueeze(2)?, &self.bias, geometry)?.squeeze(2);
         }
+        if kernels::use_cpu_patches(x, &self.weight) {
+            let k = self.weight.dim(2)?;
+            let geometry = ConvGeometry { kernel: (1, k, k), stride: (1, self.stride), padding: (self.padding, self.padding) };
+            return conv3d_by_patches(&x.unsqueeze(2)?, &self.weight.unsqueeze(2)?, &self.bias, geometry)?.squeeze(2);
+        }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
         y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
     }
@@ -47,8 +53,7 @@ impl Module for Conv2d {
 /// `nn.Conv3d` without temporal padding (callers pad in time, as causal convolutions need).
 #[derive(Debug, Clone)]
 pub struct Conv3d {
-    /// (c_out, c_in, kt, kh, kw), sliced into one 2D kernel per temporal tap at each call (slices
-    /// made once would be copies that training could not update).
+    /// (c_out, c_in, kt, kh, kw)
     weight: Tensor,
     bias: Tensor,
     stride: Triple,
@@ -72,51 +77,68 @@ impl Conv3d {
 
     /// (batch, c_in, frames, height, width) -> (batch, c_out, frames', height', width')
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, c, t, _, _) = x.dims5()?;
-        let (st, stride, _) = self.stride;
-        let kt = self.kernel_frames();
+        let t = x.dim(2)?;
+        let (_, _, kt, kh, kw) = self.weight.dims5()?;
         if t < kt {
             candle_core::bail!("conv3d needs at least {kt} frames, got {t}");
         }
+        let geometry = ConvGeometry { kernel: (kt, kh, kw), stride: (self.stride.0, self.stride.1), padding: self.padding };
         if kernels::use_cpu_conv(x, &self.weight) {
-            let (_, _, _, kh, kw) = self.weight.dims5()?;
-            let geometry = ConvGeometry { kernel: (kt, kh, kw), stride: (st, stride), padding: self.padding };
-            return kernels::conv::conv3d(x, &self.weight, &self.bias, geometry);
-        }
-        let t_out = (t - kt) / st + 1;
-        // Frames first, so that the frames each tap sees form one batch of images.
-        let mut frames = x.permute((0, 2, 1, 3, 4))?;
-        let (ph, pw) = self.padding;
-        let conv_padding = if ph == pw {
-            ph
+            kernels::conv::conv3d(x, &self.weight, &self.bias, geometry)
+        } else if kernels::use_cpu_patches(x, &self.weight) {
+            conv3d_by_patches(x, &self.weight, &self.bias, geometry)
         } else {
-            frames = frames.pad_with_zeros(3, ph, ph)?.pad_with_zeros(4, pw, pw)?;
-            0
-        };
-        let (h, w) = (frames.dim(3)?, frames.dim(4)?);
-        let mut sum: Option<Tensor> = None;
-        for k in 0..kt {
-            let kernel = self.weight.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
-            let seen = if st == 1 {
-                frames.narrow(1, k, t_out)?
-            } else {
-                let picked = (0..t_out).map(|i| frames.narrow(1, k + i * st, 1)).collect::<Result<Vec<_>>>()?;
-                Tensor::cat(&picked, 1)?
-            };
-            let images = seen.contiguous()?.reshape((b * t_out, c, h, w))?;
-            let y = images.conv2d(&kernel, conv_padding, stride, 1, 1)?;
-            sum = Some(match sum {
-                None => y,
-                Some(total) => (total + y)?,
-            });
+            conv3d_by_taps(x, &self.weight, &self.bias, geometry)
         }
-        let y = sum.expect("at least one tap");
-        let (_, c_out, h_out, w_out) = y.dims4()?;
-        y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?
-            .reshape((b, t_out, c_out, h_out, w_out))?
-            .permute((0, 2, 1, 3, 4))?
-            .contiguous()
     }
+}
+
+/// The convolution as the sum, over temporal taps, of one batched candle conv2d of the frames
+/// each tap sees.
+fn conv3d_by_taps(x: &Tensor, weight: &Tensor, bias: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
+    let (b, c, t, _, _) = x.dims5()?;
+    let ConvGeometry { kernel: (kt, _, _), stride: (st, stride), padding: (ph, pw) } = geometry;
+    let t_out = (t - kt) / st + 1;
+    // Frames first, so that the frames each tap sees form one batch of images.
+    let mut frames = x.permute((0, 2, 1, 3, 4))?;
+    let conv_padding = if ph == pw {
+        ph
+    } else {
+        frames = frames.pad_with_zeros(3, ph, ph)?.pad_with_zeros(4, pw, pw)?;
+        0
+    };
+    let (h, w) = (frames.dim(3)?, frames.dim(4)?);
+    let mut sum: Option<Tensor> = None;
+    for k in 0..kt {
+        // Sliced at each call: slices made once would be copies that training could not update.
+        let kernel = weight.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
+        let seen = if st == 1 {
+            frames.narrow(1, k, t_out)?
+        } else {
+            let picked = (0..t_out).map(|i| frames.narrow(1, k + i * st, 1)).collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&picked, 1)?
+        };
+        let images = seen.contiguous()?.reshape((b * t_out, c, h, w))?;
+        let y = images.conv2d(&kernel, conv_padding, stride, 1, 1)?;
+        sum = Some(match sum {
+            None => y,
+            Some(total) => (total + y)?,
+        });
+    }
+    let y = sum.expect("at least one tap");
+    let (_, c_out, h_out, w_out) = y.dims4()?;
+    y.broadcast_add(&bias.reshape((1, (), 1, 1))?)?.reshape((b, t_out, c_out, h_out, w_out))?.permute((0, 2, 1, 3, 4))?.contiguous()
+}
+
+/// The convolution as one matrix product `W (c_out, c_in·kt·kh·kw) · patches` over the
+/// differentiable patch matrix of [`kernels::patches`]: for training on the CPU.
+fn conv3d_by_patches(x: &Tensor, weight: &Tensor, bias: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
+    let (b, _, _, _, _) = x.dims5()?;
+    let c_out = weight.dim(0)?;
+    let (patches, (t_out, h_out, w_out)) = kernels::patches::patches(&x.contiguous()?, geometry)?;
+    let y = weight.reshape((c_out, ()))?.matmul(&patches)?.broadcast_add(&bias.unsqueeze(1)?)?;
+    // Columns are in (batch, t', h', w') order.
+    y.reshape((c_out, b, t_out, h_out, w_out))?.transpose(0, 1)?.contiguous()
 }
 
 /// A causal 3D convolution (diffusers' `WanCausalConv3d`): all temporal padding goes before the
@@ -156,5 +178,60 @@ impl CausalConv3d {
             x = x.pad_with_zeros(2, padding, 0)?;
         }
         self.conv.forward(&x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::relative_error;
+    use candle_core::{Device, Var};
+
+    /// Output and gradients (input, weight, bias) of a convolution of random tensors under a
+    /// random linear loss.
+    fn with_gradients(
+        conv: fn(&Tensor, &Tensor, &Tensor, ConvGeometry) -> Result<Tensor>,
+        inputs: &[Tensor; 4],
+        geometry: ConvGeometry,
+    ) -> Result<Vec<Tensor>> {
+        let vars = inputs[..3].iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
+        let y = conv(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor(), geometry)?;
+        let grads = (&y * &inputs[3])?.sum_all()?.backward()?;
+        let mut out = vec![y];
+        for var in &vars {
+            out.push(grads.get(var.as_tensor()).expect("a gradient").clone());
+        }
+        Ok(out)
+    }
+
+    /// The training path's values and gradients against candle's conv2d path, for the geometries
+    /// the Wan VAE uses: a "same" 3x3x3 cube, a temporal downsampling 3x1x1 at stride 2, a 2D 3x3
+    /// at stride 2, a 1x1, and unequal padding.
+    #[test]
+    fn patch_convolution_matches_candle_conv2d_with_gradients() -> Result<()> {
+        let cpu = Device::Cpu;
+        let cases = [
+            ((2, 3, 5, 9, 7), (4, 3, 3, 3), ConvGeometry { kernel: (3, 3, 3), stride: (1, 1), padding: (1, 1) }),
+            ((1, 4, 7, 6, 6), (4, 4, 3, 1), ConvGeometry { kernel: (3, 1, 1), stride: (2, 1), padding: (0, 0) }),
+            ((2, 3, 1, 9, 11), (5, 3, 1, 3), ConvGeometry { kernel: (1, 3, 3), stride: (1, 2), padding: (0, 0) }),
+            ((1, 6, 3, 5, 5), (2, 6, 1, 1), ConvGeometry { kernel: (1, 1, 1), stride: (1, 1), padding: (0, 0) }),
+            ((1, 2, 4, 6, 5), (3, 2, 2, 3), ConvGeometry { kernel: (2, 3, 3), stride: (1, 1), padding: (2, 1) }),
+        ];
+        for ((b, c_in, t, h, w), (c_out, _, kt, k), geometry) in cases {
+            let x = Tensor::randn(0f32, 1.0, (b, c_in, t, h, w), &cpu)?;
+            let weight = Tensor::randn(0f32, 0.5, (c_out, c_in, kt, k, k), &cpu)?;
+            let bias = Tensor::randn(0f32, 0.5, c_out, &cpu)?;
+            let expected_shape = conv3d_by_taps(&x, &weight, &bias, geometry)?.dims().to_vec();
+            let upstream = Tensor::randn(0f32, 1.0, expected_shape, &cpu)?;
+            let inputs = [x, weight, bias, upstream];
+            let by_patches = with_gradients(conv3d_by_patches, &inputs, geometry)?;
+            let by_taps = with_gradients(conv3d_by_taps, &inputs, geometry)?;
+            for (what, (a, e)) in ["output", "input gradient", "weight gradient", "bias gradient"].iter().zip(by_patches.iter().zip(&by_taps)) {
+                assert_eq!(a.dims(), e.dims(), "{what} shape, {geometry:?}");
+                let error = relative_error(a, e);
+                assert!(error < 1e-5, "{what} differs by {error:.2e} for {geometry:?}");
+            }
+        }
+        Ok(())
     }
 }
