@@ -50,6 +50,14 @@ fn final_loss(work: &Path, stage: &str) -> Option<f64> {
     (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64)
 }
 
+/// The "Training" section of a checkpoint's card, so that a continued model's card keeps its history.
+fn earlier_training(checkpoint: &Path) -> Option<String> {
+    let card = std::fs::read_to_string(checkpoint.join("README.md")).ok()?;
+    let start = card.find("## Training\n")? + "## Training\n".len();
+    let end = card[start..].find("\n## ").map_or(card.len(), |i| start + i);
+    Some(card[start..end].trim().to_string())
+}
+
 pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<()> {
     let out = &settings.out;
     let (text, dit, vae) = (parameters(&out.join("text_encoder")), parameters(&out.join("transformer")), parameters(&out.join("vae")));
@@ -85,9 +93,7 @@ panning or zooming camera. Captions come from a grammar with synonyms and three 
 dropped (empty prompt) for classifier-free guidance. These combinations never occur in training:\n\
 {held_cs}; and {held_sm}.\n\n\
 ## Training\n\n\
-Seed {seed}. VAE: {vae_steps} steps on random 32x32 crops of clips: 1500 steps of 8 five-frame clips,\n\
-400 of 8 nine-frame clips, 400 of 4 seventeen-frame clips, each phase with its own warm-up and cosine\n\
-decay (L1 + L2 + 1e-4 KL).\n\
+Seed {seed}. VAE: {vae_recipe}.\n\
 Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
 encoded clips, flow matching (predict noise - latents at shifted noise levels), AdamW with warm-up\n\
 and cosine decay; in 30% of the clips the first latent frame and in 30% the first two are given clean at\n\
@@ -101,10 +107,12 @@ in the generated frames and scored against the prompt.\n\n\
 Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CPU).\n",
         continued = match &settings.from {
             Some(from) => format!(
-                "This run continued an earlier checkpoint ({}): its VAE and normalisation were kept and its \
-                 transformer and text encoder trained for the steps below, at a peak learning rate of {}. ",
+                "This run continued an earlier checkpoint ({}): {} and its transformer and text encoder \
+                 were trained for the steps below, at a peak learning rate of {}. {}",
                 from.display(),
-                settings.transformer_lr
+                if settings.vae_from.is_some() { "its VAE was fine-tuned as above, its latent normalisation recomputed," } else { "its VAE and normalisation were kept" },
+                settings.transformer_lr,
+                earlier_training(from).map(|text| format!("That checkpoint's own training:\n\n> {}\n\n", text.replace('\n', "\n> "))).unwrap_or_default()
             ),
             None => String::new(),
         },
@@ -114,7 +122,7 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         held_cs = held_cs.join(", "),
         held_sm = held_sm.join(", "),
         seed = settings.seed,
-        vae_steps = settings.vae_steps,
+        vae_recipe = crate::train::vae_recipe(settings),
         dit_steps = settings.transformer_steps,
         dit_batch = settings.transformer_batch,
         pool = settings.pool,
@@ -132,4 +140,20 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         secs = report.seconds_per_clip,
     );
     std::fs::write(out.join("README.md"), card)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continued_card_quotes_the_earlier_training_section() {
+        let dir = std::env::temp_dir().join(format!("reel-card-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("README.md"), "# m\n\n## Data\n\nclips\n\n## Training\n\nSeed 3. VAE: 10 steps.\n\n- vae: 10 steps\n\n## Evaluation\n\nscores\n").unwrap();
+        assert_eq!(earlier_training(&dir).as_deref(), Some("Seed 3. VAE: 10 steps.\n\n- vae: 10 steps"));
+        std::fs::write(dir.join("README.md"), "# m\n\nno sections\n").unwrap();
+        assert_eq!(earlier_training(&dir), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -34,26 +34,30 @@ use crate::rng::Rng;
 use crate::tokenizer::write_tokenizer;
 use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
 
-/// The VAE's training phases: (last step, frames per clip, clips per step). Short clips (the first
-/// frame alone, then one chunk of four) teach it most cheaply; longer ones teach it to carry each
-/// chunk's frames into the next, up to the demo's whole 17 frames (five chunks), where errors
-/// would otherwise build up from chunk to chunk.
-const VAE_PHASES: [(usize, usize, usize); 3] = [(1500, 5, 8), (1900, 9, 8), (2300, 17, 4)];
+/// The VAE's training phases: (share of the steps done at its end, frames per clip, clips per step).
+/// Short clips (the first frame alone, then one chunk of four) teach it most cheaply; longer ones
+/// teach it to carry each chunk's frames into the next, up to the demo's whole 17 frames (five
+/// chunks), where errors would otherwise build up from chunk to chunk.
+const VAE_PHASES: [(f64, usize, usize); 3] = [(0.65, 5, 8), (0.83, 9, 8), (1.0, 17, 4)];
+const VAE_STEPS: usize = 2300;
 
-/// (phase start, phase end, frames, batch) of a step.
-fn vae_phase(step: usize) -> (usize, usize, usize, usize) {
+/// (phase start, phase end, frames, batch) of a step out of `total`.
+fn vae_phase(step: usize, total: usize) -> (usize, usize, usize, usize) {
     let mut start = 0;
-    for (end, frames, batch) in VAE_PHASES {
-        if step < end {
-            return (start, end, frames, batch);
+    for (share, frames, batch) in VAE_PHASES {
+        let end = ((share * total as f64).round() as usize).max(start + 1);
+        if step < end || share >= 1.0 {
+            return (start, end.max(step + 1), frames, batch);
         }
         start = end;
     }
-    let (end, frames, batch) = VAE_PHASES[VAE_PHASES.len() - 1];
-    (start, end.max(step + 1), frames, batch)
+    unreachable!("the last phase ends at the last step")
 }
-/// The VAE is convolutional: it trains on random crops, four times cheaper than whole frames.
+/// The VAE is convolutional: it trains on crops, four times cheaper than whole frames.
 const VAE_CROP: usize = 32;
+/// Share of crops placed around an object rather than anywhere: objects cover a few percent of a
+/// frame, so random crops would mostly teach backdrops.
+const OBJECT_CROPS: f32 = 0.8;
 const KL_WEIGHT: f64 = 1e-4;
 const CAPTION_DROPOUT: f32 = 0.1;
 /// Shares of training clips with 0, 1 (an image) and 2 (a clip's last five frames) given latent frames.
@@ -71,12 +75,15 @@ pub struct TrainSettings {
     pub seed: u64,
     pub vae_steps: usize,
     pub vae_lr: f64,
+    /// A demo checkpoint whose VAE (of the same configuration) the VAE's training starts from.
+    pub vae_from: Option<PathBuf>,
     /// Training clips encoded for the transformer.
     pub pool: usize,
     pub transformer_steps: usize,
     pub transformer_batch: usize,
     pub transformer_lr: f64,
-    /// A demo checkpoint to continue from: its VAE is kept, its transformer and text encoder trained further.
+    /// A demo checkpoint to continue from: its transformer and text encoder are trained further, and
+    /// its VAE kept unless `vae_from` is given too.
     pub from: Option<PathBuf>,
 }
 
@@ -86,8 +93,9 @@ impl TrainSettings {
             out,
             work,
             seed: 0,
-            vae_steps: VAE_PHASES[VAE_PHASES.len() - 1].0,
+            vae_steps: VAE_STEPS,
             vae_lr: 1e-3,
+            vae_from: None,
             pool: 2000,
             transformer_steps: 2500,
             transformer_batch: 16,
@@ -145,8 +153,9 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     let mut log = Log::open(&settings.work)?;
     let vocab_size = write_tokenizer(&settings.out.join("tokenizer"), &vocabulary())?;
     let text_config = model::text_encoder_config(vocab_size);
+    let vae_kept = settings.from.is_some() && settings.vae_from.is_none();
     match &settings.from {
-        Some(from) => {
+        Some(from) if vae_kept => {
             let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
             model::write_configs(&settings.out, &text_config, &vae)?;
             let weights = "vae/diffusion_pytorch_model.safetensors";
@@ -154,12 +163,12 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
                 std::fs::copy(from.join(weights), settings.out.join(weights))?;
             }
         }
-        None => {
+        _ => {
             model::write_configs(&settings.out, &text_config, &model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]))?;
             train_vae(settings, &mut log, on_event)?;
         }
     }
-    let (pool, scenes) = encode_pool(settings, on_event)?;
+    let (pool, scenes) = encode_pool(settings, vae_kept, on_event)?;
     train_transformer(settings, &pool, &scenes, &mut log, on_event)?;
 
     // Score the result on held-out prompts and describe it in a model card.
@@ -182,6 +191,8 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     let mut optimizer = AdamW::new(params.clone(), 0.0);
     if state.exists() {
         optimizer.restore(&state)?;
+    } else if let Some(from) = &settings.vae_from {
+        params.restore(&candle_core::safetensors::load(from.join("vae/diffusion_pytorch_model.safetensors"), &Device::Cpu)?)?;
     }
     let total = settings.vae_steps;
     on_event(TrainEvent::Stage { name: "vae", total, done: optimizer.step.min(total) });
@@ -189,13 +200,14 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     while optimizer.step < total {
         let step = optimizer.step;
         let mut rng = Rng::new(settings.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
-        let (phase_start, phase_end, frames, batch) = vae_phase(step);
+        let (phase_start, phase_end, frames, batch) = vae_phase(step, total);
         let scenes: Vec<Scene> = (0..batch).map(|_| Scene::random(&mut rng, Split::Train)).collect();
         let crops = scenes
             .iter()
             .map(|scene| {
-                let (y, x) = (rng.below(HEIGHT - VAE_CROP + 1), rng.below(WIDTH - VAE_CROP + 1));
-                clips_tensor(std::slice::from_ref(scene), frames)?.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
+                let clip = clips_tensor(std::slice::from_ref(scene), frames)?;
+                let (y, x) = crop_origin(&clip, &mut rng)?;
+                clip.narrow(3, y, VAE_CROP)?.narrow(4, x, VAE_CROP).map_err(Into::into)
             })
             .collect::<Result<Vec<_>>>()?;
         let video = Tensor::cat(&crops, 0)?;
@@ -229,8 +241,52 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     Ok(())
 }
 
-/// Encodes the training clips once; returns their normalised latents and scenes.
-fn encode_pool(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
+/// The VAE's training in words, for the model card.
+pub fn vae_recipe(settings: &TrainSettings) -> String {
+    let total = settings.vae_steps;
+    let mut phases = Vec::new();
+    let mut step = 0;
+    while step < total {
+        let (start, end, frames, batch) = vae_phase(step, total);
+        phases.push(format!("{} steps of {batch} {frames}-frame clips", end - start));
+        step = end;
+    }
+    let start = match &settings.vae_from {
+        Some(from) => format!("starting from the VAE of {}, ", from.display()),
+        None => String::new(),
+    };
+    format!(
+        "{total} steps on {VAE_CROP}x{VAE_CROP} crops of clips ({:.0}% of them around an object), {start}{}, \
+         each phase with its own warm-up and cosine decay, peak learning rate {} (half that after the first phase), loss L1 + L2 + {KL_WEIGHT} KL",
+        100.0 * OBJECT_CROPS,
+        phases.join(", "),
+        settings.vae_lr
+    )
+}
+
+/// Top-left corner of a VAE training crop of a (1, 3, frames, height, width) clip: in
+/// [`OBJECT_CROPS`] of the draws around a random object pixel of the first frame, otherwise anywhere.
+fn crop_origin(clip: &Tensor, rng: &mut Rng) -> Result<(usize, usize)> {
+    let anywhere = (rng.below(HEIGHT - VAE_CROP + 1), rng.below(WIDTH - VAE_CROP + 1));
+    if rng.f32() >= OBJECT_CROPS {
+        return Ok(anywhere);
+    }
+    // Backdrops are dark in every channel; objects are bright in at least one.
+    let first = clip.get(0)?.narrow(1, 0, 1)?.squeeze(1)?.max(0)?.flatten_all()?.to_vec1::<f32>()?;
+    let object_pixels: Vec<usize> = (0..first.len()).filter(|&i| (first[i] + 1.0) * 127.5 >= 128.0).collect();
+    if object_pixels.is_empty() {
+        return Ok(anywhere);
+    }
+    let pixel = object_pixels[rng.below(object_pixels.len())];
+    let mut centre = |at: usize, size: usize| (at + rng.below(VAE_CROP / 2)).saturating_sub(VAE_CROP * 3 / 4).min(size - VAE_CROP);
+    let y = centre(pixel / WIDTH, HEIGHT);
+    let x = centre(pixel % WIDTH, WIDTH);
+    Ok((y, x))
+}
+
+/// Encodes the training clips once; returns their normalised latents and scenes. A VAE trained in
+/// this run gets its normalisation from these latents; a kept one (`vae_kept`) keeps its own.
+fn encode_pool(settings: &TrainSettings, vae_kept: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
     let cache = settings.work.join(format!("pool-{}.safetensors", settings.pool));
     let mut rng = Rng::new(settings.seed ^ 0x9001);
     let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect();
@@ -251,7 +307,7 @@ fn encode_pool(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -
         raw
     };
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
-    if settings.from.is_some() {
+    if vae_kept {
         // The transformer being continued was trained on latents normalised by these statistics.
         return Ok((vae.normalize(&raw)?, scenes));
     }
@@ -380,4 +436,49 @@ fn train_transformer(
     text_params.save(&settings.out.join("text_encoder/model.safetensors"))?;
     dit_params.save(&settings.out.join("transformer/diffusion_pytorch_model.safetensors"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Most crops hold the clip's object (its pixel away from the crop's edge); every crop lies
+    /// inside the frame.
+    #[test]
+    fn vae_crops_find_the_object() -> Result<()> {
+        let (y, x) = (50, 9);
+        let mut values = vec![-1f32; 3 * 5 * HEIGHT * WIDTH];
+        values[y * WIDTH + x] = 1.0; // red channel of the first frame
+        let clip = Tensor::from_vec(values, (1, 3, 5, HEIGHT, WIDTH), &Device::Cpu)?;
+        let mut rng = Rng::new(4);
+        let mut held = 0;
+        for _ in 0..400 {
+            let (top, left) = crop_origin(&clip, &mut rng)?;
+            assert!(top + VAE_CROP <= HEIGHT && left + VAE_CROP <= WIDTH, "crop at ({top}, {left}) leaves the frame");
+            if (top + 2..top + VAE_CROP - 2).contains(&y) && (left + 2..left + VAE_CROP - 2).contains(&x) {
+                held += 1;
+            }
+        }
+        assert!(held as f32 >= 0.9 * OBJECT_CROPS * 400.0, "{held} of 400 crops hold the object");
+        Ok(())
+    }
+
+    /// Phases keep their shares of the step count, follow each other without gaps, and the last
+    /// one runs to the end.
+    #[test]
+    fn vae_phases_scale_with_the_step_count() {
+        assert_eq!(vae_phase(0, 1), (0, 1, 5, 8));
+        for total in [7, 100, VAE_STEPS] {
+            let phases: Vec<_> = (0..total).map(|step| vae_phase(step, total)).collect();
+            assert_eq!(phases[0].0, 0);
+            assert_eq!(phases[total - 1].1, total, "{total} steps");
+            assert_eq!((phases[total - 1].2, phases[total - 1].3), (17, 4), "the last step sees whole clips");
+            for (step, (start, end, _, _)) in phases.iter().enumerate() {
+                assert!(*start <= step && step < *end, "step {step} of {total} outside its phase {start}..{end}");
+            }
+        }
+        assert_eq!(vae_phase(0, VAE_STEPS), (0, 1495, 5, 8));
+        assert_eq!(vae_phase(1495, VAE_STEPS), (1495, 1909, 9, 8));
+        assert_eq!(vae_phase(2299, VAE_STEPS), (1909, 2300, 17, 4));
+    }
 }

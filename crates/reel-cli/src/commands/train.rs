@@ -18,9 +18,15 @@ pub struct TrainArgs {
     /// Seed of the data, the initialisation and the noise
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// VAE training steps
+    /// VAE training steps (its phases of 5-, 9- and 17-frame clips keep their shares)
     #[arg(long)]
     vae_steps: Option<usize>,
+    /// Peak learning rate of the VAE
+    #[arg(long)]
+    vae_lr: Option<f64>,
+    /// Start the VAE's training from this demo checkpoint's VAE (same configuration) instead of at random
+    #[arg(long, value_name = "DIR")]
+    vae_from: Option<PathBuf>,
     /// Training clips encoded for the transformer
     #[arg(long)]
     pool: Option<usize>,
@@ -33,7 +39,8 @@ pub struct TrainArgs {
     /// Peak learning rate of the transformer and text encoder
     #[arg(long)]
     transformer_lr: Option<f64>,
-    /// Continue from this demo checkpoint: keep its VAE, train its transformer and text encoder further
+    /// Continue from this demo checkpoint: train its transformer and text encoder further, and keep its
+    /// VAE unless --vae-from is given
     #[arg(long, value_name = "DIR")]
     from: Option<PathBuf>,
     /// No progress bars (the loss log is still written)
@@ -45,12 +52,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut settings = TrainSettings::new(args.out.clone(), args.work.clone());
     settings.seed = args.seed;
     settings.vae_steps = args.vae_steps.unwrap_or(settings.vae_steps);
+    settings.vae_lr = args.vae_lr.unwrap_or(settings.vae_lr);
+    settings.vae_from = args.vae_from.clone();
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
     settings.from = args.from.clone();
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
+    anyhow::ensure!(settings.vae_steps > 0, "--vae-steps must be positive");
 
     let mut bar: Option<ProgressBar> = None;
     let mut average = 0.0;
