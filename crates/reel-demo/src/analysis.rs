@@ -34,9 +34,14 @@ pub struct Blob {
     pub anisotropy: f32,
 }
 
+/// Whether a pixel is bright enough to belong to an object rather than the dark backdrop.
+pub fn is_object_pixel(rgb: &[u8]) -> bool {
+    rgb.iter().any(|v| *v >= FOREGROUND_LEVEL)
+}
+
 /// The named colour of a pixel, when it is bright and near one (blends at edges are not).
 fn pixel_colour(rgb: &[u8]) -> Option<usize> {
-    if rgb.iter().all(|v| *v < FOREGROUND_LEVEL) {
+    if !is_object_pixel(rgb) {
         return None;
     }
     let distance = |c: &Colour| c.rgb().iter().zip(rgb).map(|(x, y)| (x - *y as f32).powi(2)).sum::<f32>();

@@ -95,8 +95,8 @@ dropped (empty prompt) for classifier-free guidance. These combinations never oc
 ## Training\n\n\
 Seed {seed}. VAE: {vae_recipe}.\n\
 Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
-encoded clips, flow matching (predict noise - latents at shifted noise levels), AdamW with warm-up\n\
-and cosine decay; in 30% of the clips the first latent frame and in 30% the first two are given clean at\n\
+encoded clips, flow matching (predict noise - latents at shifted noise levels; latent cells that show\n\
+an object weigh {object_weight}x in the loss), AdamW with warm-up and cosine decay; in 30% of the clips the first latent frame and in 30% the first two are given clean at\n\
 timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V). {continued}On a 2-core CPU:\n\n{stages}\n\
 ## Evaluation\n\n\
 `reel eval demo --count {cases}`: {cases} prompts with held-out combinations; objects are found by colour\n\
@@ -123,6 +123,7 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         held_sm = held_sm.join(", "),
         seed = settings.seed,
         vae_recipe = crate::train::vae_recipe(settings),
+        object_weight = 1.0 + crate::train::OBJECT_LOSS_WEIGHT,
         dit_steps = settings.transformer_steps,
         dit_batch = settings.transformer_batch,
         pool = settings.pool,

@@ -60,6 +60,9 @@ const VAE_CROP: usize = 32;
 const OBJECT_CROPS: f32 = 0.8;
 const KL_WEIGHT: f64 = 1e-4;
 const CAPTION_DROPOUT: f32 = 0.1;
+/// Extra weight of the flow-matching loss on latent cells that show an object: objects cover a few
+/// percent of a frame, so an unweighted loss is mostly about backdrops.
+pub const OBJECT_LOSS_WEIGHT: f32 = 4.0;
 /// Shares of training clips with 0, 1 (an image) and 2 (a clip's last five frames) given latent frames.
 const GIVEN_FRAMES: [(usize, f32); 3] = [(0, 0.4), (1, 0.3), (2, 0.3)];
 const SAVE_EVERY: usize = 100;
@@ -324,6 +327,29 @@ fn encode_pool(settings: &TrainSettings, vae_kept: bool, on_event: &mut dyn FnMu
     Ok((vae.normalize(&raw)?, scenes))
 }
 
+/// Per clip, 1 where a latent cell shows an object and 0 elsewhere: (clips, 1, latent frames,
+/// latent height, latent width). A cell covers a block of pixels over its latent frame's video
+/// frames (the first frame alone, then chunks of four, as the VAE encodes them).
+fn object_masks(scenes: &[Scene], latent_frames: usize, latent_height: usize, latent_width: usize) -> Result<Tensor> {
+    let (block_h, block_w) = (HEIGHT / latent_height, WIDTH / latent_width);
+    let temporal = (FRAMES - 1) / (latent_frames - 1).max(1);
+    let mut values = Vec::with_capacity(scenes.len() * latent_frames * latent_height * latent_width);
+    for scene in scenes {
+        let mut mask = vec![0f32; latent_frames * latent_height * latent_width];
+        for (f, frame) in scene.render().iter().enumerate() {
+            let latent_frame = f.div_ceil(temporal);
+            for (i, rgb) in frame.chunks(3).enumerate() {
+                if crate::analysis::is_object_pixel(rgb) {
+                    let (y, x) = (i / WIDTH / block_h, i % WIDTH / block_w);
+                    mask[(latent_frame * latent_height + y) * latent_width + x] = 1.0;
+                }
+            }
+        }
+        values.extend(mask);
+    }
+    Ok(Tensor::from_vec(values, (scenes.len(), 1, latent_frames, latent_height, latent_width), &Device::Cpu)?)
+}
+
 /// How many of a clip's first latent frames are given, drawn by [`GIVEN_FRAMES`].
 fn draw_given_frames(rng: &mut Rng) -> usize {
     let mut u = rng.f32();
@@ -367,6 +393,8 @@ fn train_transformer(
         dit_params.restore(&load(from.join("transformer/diffusion_pytorch_model.safetensors"))?)?;
     }
     let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
+    let (_, _, latent_frames, latent_height, latent_width) = pool.dims5()?;
+    let loss_weights = ((object_masks(scenes, latent_frames, latent_height, latent_width)? * OBJECT_LOSS_WEIGHT as f64)? + 1.0)?;
     let total = settings.transformer_steps;
     on_event(TrainEvent::Stage { name: "transformer", total, done: optimizer.step.min(total) });
     let started = Instant::now();
@@ -375,7 +403,8 @@ fn train_transformer(
         let mut rng = Rng::new(settings.seed.wrapping_mul(7_000_003).wrapping_add(step as u64));
         let batch = settings.transformer_batch;
         let indices: Vec<u32> = (0..batch).map(|_| rng.below(scenes.len()) as u32).collect();
-        let x0 = pool.index_select(&Tensor::new(indices.as_slice(), &Device::Cpu)?, 0)?;
+        let picked = Tensor::new(indices.as_slice(), &Device::Cpu)?;
+        let x0 = pool.index_select(&picked, 0)?;
         // Noise levels drawn uniformly, then shifted as the sampler's schedule is.
         let shift = model::FLOW_SHIFT as f32;
         let sigmas: Vec<f32> = (0..batch)
@@ -418,8 +447,10 @@ fn train_transformer(
         let hidden = encoder.forward(&ids, &mask)?;
         let context = hidden.broadcast_mul(&mask.to_dtype(DType::F32)?.unsqueeze(2)?)?;
         let prediction = transformer.forward(&noisy, &timesteps, &context)?;
-        let per_frame = (prediction - target)?.sqr()?.mean_keepdim(4)?.mean_keepdim(3)?.mean_keepdim(1)?;
-        let loss = (per_frame.broadcast_mul(&denoised)?.sum_all()? / denoised.sum_all()?.to_scalar::<f32>()? as f64)?;
+        // Squared error per latent cell, weighted towards objects, over the denoised frames.
+        let weights = loss_weights.index_select(&picked, 0)?.broadcast_mul(&denoised)?;
+        let per_cell = (prediction - target)?.sqr()?.mean_keepdim(1)?;
+        let loss = ((per_cell * &weights)?.sum_all()? / weights.sum_all()?.to_scalar::<f32>()? as f64)?;
         let grads = loss.backward()?;
         let lr = learning_rate(settings.transformer_lr, step, total, 100);
         let grad_norm = optimizer.step(&grads, lr)?;
@@ -460,6 +491,31 @@ mod tests {
             }
         }
         assert!(held as f32 >= 0.9 * OBJECT_CROPS * 400.0, "{held} of 400 crops hold the object");
+        Ok(())
+    }
+
+    /// The loss weights' mask marks the cells an object's pixels fall in, frame by frame through
+    /// the VAE's chunks, and nothing on the backdrop.
+    #[test]
+    fn object_masks_cover_the_objects_latent_cells() -> Result<()> {
+        let scene = Scene::random(&mut Rng::new(11), Split::Train);
+        let frames = scene.render();
+        let mask = object_masks(std::slice::from_ref(&scene), 5, HEIGHT / 4, WIDTH / 4)?.flatten_all()?.to_vec1::<f32>()?;
+        let cell = |f: usize, i: usize| mask[(f.div_ceil(4) * (HEIGHT / 4) + i / WIDTH / 4) * (WIDTH / 4) + i % WIDTH / 4];
+        let mut object_pixels = 0;
+        for (f, frame) in frames.iter().enumerate() {
+            for (i, rgb) in frame.chunks(3).enumerate() {
+                if crate::analysis::is_object_pixel(rgb) {
+                    object_pixels += 1;
+                    assert_eq!(cell(f, i), 1.0, "frame {f} pixel {i} shows an object outside the mask");
+                }
+            }
+        }
+        let marked = mask.iter().filter(|v| **v == 1.0).count();
+        assert!(object_pixels > 0 && marked > 0, "the scene shows no object");
+        // Cells are marked only where object pixels fall (no more cells than such pixels, and
+        // objects are small).
+        assert!(marked <= object_pixels && marked < mask.len() / 2, "{marked} of {} cells marked", mask.len());
         Ok(())
     }
 
