@@ -54,22 +54,25 @@ impl Frame {
         self.batch * t_out * h_out * w_out
     }
 
-    /// Calls `visit(position, input offset within the channel's (t, h, w) volume of batch b)` for
-    /// every output position of batch `b` whose input under tap `tap` lies inside the padding.
-    fn for_each_read(&self, b: usize, tap: usize, mut visit: impl FnMut(usize, usize)) {
+    /// Calls `visit(first position, first input offset, count)` for each run of output positions in
+    /// one output row of batch `b` whose inputs under tap `tap` lie inside the padding: position
+    /// `first + i` reads the channel's (t, h, w) volume at `offset + i · stride`.
+    fn for_each_run(&self, b: usize, tap: usize, mut visit: impl FnMut(usize, usize, usize)) {
         let ConvGeometry { kernel: (_, kh, kw), stride: (st, s), padding: (ph, pw) } = self.geometry;
         let (dt, dy, dx) = (tap / (kh * kw), tap / kw % kh, tap % kw);
         let (t_out, h_out, w_out) = self.output();
+        // Output columns whose input column ox·s + dx - pw lies in 0..w.
+        let first = pw.saturating_sub(dx).div_ceil(s);
+        let end = w_out.min((self.w + pw).saturating_sub(dx).div_ceil(s));
+        if first >= end {
+            return;
+        }
         for to in 0..t_out {
             let it = to * st + dt;
             for oy in 0..h_out {
                 let Some(iy) = (oy * s + dy).checked_sub(ph).filter(|iy| *iy < self.h) else { continue };
                 let row = ((b * t_out + to) * h_out + oy) * w_out;
-                for ox in 0..w_out {
-                    if let Some(ix) = (ox * s + dx).checked_sub(pw).filter(|ix| *ix < self.w) {
-                        visit(row + ox, (it * self.h + iy) * self.w + ix);
-                    }
-                }
+                visit(row + first, (it * self.h + iy) * self.w + first * s + dx - pw, end - first);
             }
         }
     }
@@ -94,12 +97,16 @@ impl CustomOp1 for Patches {
         let frame = self.0;
         let input = contiguous_f32(storage, layout)?;
         let (taps, positions, volume) = (frame.taps(), frame.positions(), frame.t * frame.h * frame.w);
+        let stride = frame.geometry.stride.1;
         let mut out = vec![0f32; frame.c_in * taps * positions];
         out.par_chunks_mut(positions).enumerate().for_each(|(row, dst)| {
             let (ci, tap) = (row / taps, row % taps);
             for b in 0..frame.batch {
                 let channel = &input[(b * frame.c_in + ci) * volume..][..volume];
-                frame.for_each_read(b, tap, |position, offset| dst[position] = channel[offset]);
+                frame.for_each_run(b, tap, |position, offset, count| {
+                    let source = channel[offset..].iter().step_by(stride);
+                    dst[position..position + count].iter_mut().zip(source).for_each(|(d, v)| *d = *v);
+                });
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((frame.c_in * taps, positions))))
@@ -122,13 +129,17 @@ impl CustomOp1 for AddBack {
         let frame = self.0;
         let grad = contiguous_f32(storage, layout)?;
         let (taps, positions, volume) = (frame.taps(), frame.positions(), frame.t * frame.h * frame.w);
+        let stride = frame.geometry.stride.1;
         let mut out = vec![0f32; frame.batch * frame.c_in * volume];
         // One task per (batch, channel) volume: only that channel's rows write to it.
         out.par_chunks_mut(volume).enumerate().for_each(|(i, dst)| {
             let (b, ci) = (i / frame.c_in, i % frame.c_in);
             for tap in 0..taps {
                 let row = &grad[(ci * taps + tap) * positions..][..positions];
-                frame.for_each_read(b, tap, |position, offset| dst[offset] += row[position]);
+                frame.for_each_run(b, tap, |position, offset, count| {
+                    let target = dst[offset..].iter_mut().step_by(stride);
+                    target.zip(&row[position..position + count]).for_each(|(d, v)| *d += *v);
+                });
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((frame.batch, frame.c_in, frame.t, frame.h, frame.w))))
