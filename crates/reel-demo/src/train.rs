@@ -246,6 +246,9 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
 
 /// The VAE's training in words, for the model card.
 pub fn vae_recipe(settings: &TrainSettings) -> String {
+    if settings.from.is_some() && settings.vae_from.is_none() {
+        return "kept from the earlier checkpoint (see its training below)".to_string();
+    }
     let total = settings.vae_steps;
     let mut phases = Vec::new();
     let mut step = 0;
@@ -536,5 +539,17 @@ mod tests {
         assert_eq!(vae_phase(0, VAE_STEPS), (0, 1495, 5, 8));
         assert_eq!(vae_phase(1495, VAE_STEPS), (1495, 1909, 9, 8));
         assert_eq!(vae_phase(2299, VAE_STEPS), (1909, 2300, 17, 4));
+    }
+
+    /// A run that keeps its checkpoint's VAE trained none, and its card says so rather than
+    /// describing a VAE recipe that never ran.
+    #[test]
+    fn the_vae_recipe_names_what_this_run_did() {
+        let mut settings = TrainSettings::new("out".into(), "work".into());
+        assert!(vae_recipe(&settings).starts_with(&format!("{VAE_STEPS} steps on")), "{}", vae_recipe(&settings));
+        settings.from = Some("earlier".into());
+        assert!(vae_recipe(&settings).starts_with("kept from the earlier checkpoint"), "{}", vae_recipe(&settings));
+        settings.vae_from = Some("earlier".into());
+        assert!(vae_recipe(&settings).contains("starting from the VAE of earlier"), "{}", vae_recipe(&settings));
     }
 }
