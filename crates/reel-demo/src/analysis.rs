@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::world::{Camera, Colour, Motion, Shape, COLOURS, HEIGHT, WIDTH};
 
 /// Backdrops are dark (no channel above ~95); every object colour has a channel of 160 or more.
-const FOREGROUND_LEVEL: u8 = 128;
+pub const FOREGROUND_LEVEL: u8 = 128;
 /// Components smaller than this are noise.
 const MIN_AREA: usize = 8;
 /// How far (RGB distance) a pixel may be from a named colour and still count as that colour.

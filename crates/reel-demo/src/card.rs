@@ -58,6 +58,23 @@ fn earlier_training(checkpoint: &Path) -> Option<String> {
     Some(card[start..end].trim().to_string())
 }
 
+/// How the transformer and the text encoder were trained, in words (nothing when a continued run kept them).
+fn transformer_recipe(settings: &TrainSettings) -> String {
+    if settings.transformer_steps == 0 {
+        return String::new();
+    }
+    format!(
+        "Transformer and text encoder together: {} steps of {} clips from a pool of {}\n\
+encoded clips, flow matching (predict noise - latents at shifted noise levels; latent cells that show\n\
+an object weigh {}x in the loss), AdamW with warm-up and cosine decay; in 30% of the clips the first latent frame and in 30% the first two are given clean at\n\
+timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V). ",
+        settings.transformer_steps,
+        settings.transformer_batch,
+        settings.pool,
+        1.0 + crate::train::OBJECT_LOSS_WEIGHT
+    )
+}
+
 pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<()> {
     let out = &settings.out;
     let (text, dit, vae) = (parameters(&out.join("text_encoder")), parameters(&out.join("transformer")), parameters(&out.join("vae")));
@@ -94,10 +111,7 @@ dropped (empty prompt) for classifier-free guidance. These combinations never oc
 {held_cs}; and {held_sm}.\n\n\
 ## Training\n\n\
 Seed {seed}. VAE: {vae_recipe}.\n\
-Transformer and text encoder together: {dit_steps} steps of {dit_batch} clips from a pool of {pool}\n\
-encoded clips, flow matching (predict noise - latents at shifted noise levels; latent cells that show\n\
-an object weigh {object_weight}x in the loss), AdamW with warm-up and cosine decay; in 30% of the clips the first latent frame and in 30% the first two are given clean at\n\
-timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V). {continued}On a 2-core CPU:\n\n{stages}\n\
+{transformer_recipe}{continued}On a 2-core CPU:\n\n{stages}\n\
 ## Evaluation\n\n\
 `reel eval demo --count {cases}`: {cases} prompts with held-out combinations; objects are found by colour\n\
 in the generated frames and scored against the prompt.\n\n\
@@ -108,10 +122,14 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         continued = match &settings.from {
             Some(from) => format!(
                 "This run continued an earlier checkpoint ({}): {} and its transformer and text encoder \
-                 were trained for the steps below, at a peak learning rate of {}. {}",
+                 {}. {}",
                 from.display(),
-                if settings.vae_from.is_some() { "its VAE was fine-tuned as above, its latent normalisation recomputed," } else { "its VAE and normalisation were kept" },
-                settings.transformer_lr,
+                match &settings.vae_from {
+                    Some(_) if settings.vae_decoder_only => "its VAE's decoder was fine-tuned as above, its encoder and normalisation were kept,",
+                    Some(_) => "its VAE was fine-tuned as above, its latent normalisation recomputed,",
+                    None => "its VAE and normalisation were kept",
+                },
+                if settings.transformer_steps == 0 { "were kept".to_string() } else { format!("were trained for the steps below, at a peak learning rate of {}", settings.transformer_lr) },
                 earlier_training(from).map(|text| format!("That checkpoint's own training:\n\n> {}\n\n", text.replace('\n', "\n> "))).unwrap_or_default()
             ),
             None => String::new(),
@@ -123,10 +141,7 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         held_sm = held_sm.join(", "),
         seed = settings.seed,
         vae_recipe = crate::train::vae_recipe(settings),
-        object_weight = 1.0 + crate::train::OBJECT_LOSS_WEIGHT,
-        dit_steps = settings.transformer_steps,
-        dit_batch = settings.transformer_batch,
-        pool = settings.pool,
+        transformer_recipe = transformer_recipe(settings),
         cases = report.cases,
         colour = pct(report.colour),
         shape = pct(report.shape),

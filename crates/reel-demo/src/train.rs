@@ -18,6 +18,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -59,6 +60,9 @@ const VAE_CROP: usize = 32;
 /// frame, so random crops would mostly teach backdrops.
 const OBJECT_CROPS: f32 = 0.8;
 const KL_WEIGHT: f64 = 1e-4;
+/// Extra weight of the VAE's reconstruction loss on object pixels and the pixel around them: edges
+/// and colours of small objects are what the evaluation reads, backdrops are most of the pixels.
+pub const VAE_OBJECT_WEIGHT: f32 = 4.0;
 const CAPTION_DROPOUT: f32 = 0.1;
 /// Extra weight of the flow-matching loss on latent cells that show an object: objects cover a few
 /// percent of a frame, so an unweighted loss is mostly about backdrops.
@@ -80,6 +84,9 @@ pub struct TrainSettings {
     pub vae_lr: f64,
     /// A demo checkpoint whose VAE (of the same configuration) the VAE's training starts from.
     pub vae_from: Option<PathBuf>,
+    /// Train only the decoder of `vae_from`'s VAE: its encoder, latents and normalisation stay as
+    /// they were, so a transformer trained on them stays valid.
+    pub vae_decoder_only: bool,
     /// Training clips encoded for the transformer.
     pub pool: usize,
     pub transformer_steps: usize,
@@ -99,6 +106,7 @@ impl TrainSettings {
             vae_steps: VAE_STEPS,
             vae_lr: 1e-3,
             vae_from: None,
+            vae_decoder_only: false,
             pool: 2000,
             transformer_steps: 2500,
             transformer_batch: 16,
@@ -156,7 +164,15 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     let mut log = Log::open(&settings.work)?;
     let vocab_size = write_tokenizer(&settings.out.join("tokenizer"), &vocabulary())?;
     let text_config = model::text_encoder_config(vocab_size);
+    if settings.vae_decoder_only && settings.vae_from.is_none() {
+        return Err("training only the VAE's decoder needs the checkpoint whose VAE it starts from (--vae-from)".into());
+    }
+    if settings.transformer_steps == 0 && settings.from.is_none() {
+        return Err("no transformer steps leaves the transformer untrained; give more steps, or --from a checkpoint whose transformer to keep".into());
+    }
     let vae_kept = settings.from.is_some() && settings.vae_from.is_none();
+    // A VAE whose decoder alone is trained keeps its encoder, so its latents and their normalisation.
+    let latents_kept = vae_kept || settings.vae_decoder_only;
     match &settings.from {
         Some(from) if vae_kept => {
             let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
@@ -167,11 +183,15 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
             }
         }
         _ => {
-            model::write_configs(&settings.out, &text_config, &model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]))?;
+            let vae = match &settings.vae_from {
+                Some(vae_from) if settings.vae_decoder_only => ComponentFolder::open(&vae_from.join("vae"))?.config()?,
+                _ => model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]),
+            };
+            model::write_configs(&settings.out, &text_config, &vae)?;
             train_vae(settings, &mut log, on_event)?;
         }
     }
-    let (pool, scenes) = encode_pool(settings, vae_kept, on_event)?;
+    let (pool, scenes) = encode_pool(settings, latents_kept, on_event)?;
     train_transformer(settings, &pool, &scenes, &mut log, on_event)?;
 
     // Score the result on held-out prompts and describe it in a model card.
@@ -191,11 +211,12 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     let weights = settings.out.join("vae/diffusion_pytorch_model.safetensors");
     let params = Params::new(settings.seed ^ 0x7ae);
     let vae = WanVae::new(&model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]), params.var_builder())?;
-    let mut optimizer = AdamW::new(params.clone(), 0.0);
+    if let Some(from) = &settings.vae_from {
+        params.restore(&candle_core::safetensors::load(from.join("vae/diffusion_pytorch_model.safetensors"), &Device::Cpu)?)?;
+    }
+    let mut optimizer = AdamW::new(trained_vae_params(&params, settings.vae_decoder_only), 0.0);
     if state.exists() {
         optimizer.restore(&state)?;
-    } else if let Some(from) = &settings.vae_from {
-        params.restore(&candle_core::safetensors::load(from.join("vae/diffusion_pytorch_model.safetensors"), &Device::Cpu)?)?;
     }
     let total = settings.vae_steps;
     on_event(TrainEvent::Stage { name: "vae", total, done: optimizer.step.min(total) });
@@ -214,15 +235,7 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
             })
             .collect::<Result<Vec<_>>>()?;
         let video = Tensor::cat(&crops, 0)?;
-        let posterior = vae.encode(&video, None)?;
-        let noise = Tensor::randn(0f32, 1.0, posterior.mean.shape(), &Device::Cpu)?;
-        let z = (&posterior.mean + ((&posterior.logvar * 0.5)?.exp()? * noise)?)?;
-        let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
-        let diff = (recon - &video)?;
-        let reconstruction = (diff.abs()?.mean_all()? + diff.sqr()?.mean_all()?)?;
-        let variance_terms = ((posterior.mean.sqr()? + posterior.logvar.exp()?)? - 1.0)?;
-        let kl = ((variance_terms - &posterior.logvar)?.mean_all()? * 0.5)?;
-        let loss = (&reconstruction + (kl * KL_WEIGHT)?)?;
+        let loss = vae_loss(&vae, &video, &mut rng, settings.vae_decoder_only)?;
         let grads = loss.backward()?;
         // Each phase has its own warm-up and decay; the later ones start from a lower peak.
         let lr = if phase_start == 0 {
@@ -244,6 +257,53 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     Ok(())
 }
 
+/// The VAE parameters the optimiser updates: all of them, or only the decoder's side (the decoder
+/// and the convolution before it) when the encoder stays fixed.
+fn trained_vae_params(params: &Arc<Params>, decoder_only: bool) -> Arc<Params> {
+    if !decoder_only {
+        return params.clone();
+    }
+    let decoder = Params::new(0);
+    for (name, var) in params.vars() {
+        if name.starts_with("decoder.") || name.starts_with("post_quant_conv.") {
+            decoder.insert(name, var);
+        }
+    }
+    decoder
+}
+
+/// The VAE's loss on a batch of clips in [-1, 1]: reconstruction (L1 + L2, object pixels weighted up)
+/// of a latent drawn from the posterior, plus a light KL term. With `decoder_only` the
+/// posterior is a constant, so no gradient reaches the encoder.
+fn vae_loss(vae: &WanVae, video: &Tensor, rng: &mut Rng, decoder_only: bool) -> Result<Tensor> {
+    let posterior = vae.encode(video, None)?;
+    let (mean, logvar) = if decoder_only { (posterior.mean.detach(), posterior.logvar.detach()) } else { (posterior.mean, posterior.logvar) };
+    let noise: Vec<f32> = (0..mean.elem_count()).map(|_| rng.normal()).collect();
+    let noise = Tensor::from_vec(noise, mean.shape(), &Device::Cpu)?;
+    let z = (&mean + ((&logvar * 0.5)?.exp()? * noise)?)?;
+    let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
+    let diff = (recon - video)?;
+    let per_pixel = (diff.abs()? + diff.sqr()?)?.mean_keepdim(1)?;
+    let weights = object_pixel_weights(video)?;
+    let reconstruction = ((per_pixel * &weights)?.sum_all()? / weights.sum_all()?.to_scalar::<f32>()? as f64)?;
+    let variance_terms = ((mean.sqr()? + logvar.exp()?)? - 1.0)?;
+    let kl = ((variance_terms - &logvar)?.mean_all()? * 0.5)?;
+    Ok((reconstruction + (kl * KL_WEIGHT)?)?)
+}
+
+/// Per pixel of (clips, 3, frames, height, width) clips in [-1, 1]: 1 + [`VAE_OBJECT_WEIGHT`] on
+/// object pixels and their eight neighbours (the edges blur first), 1 elsewhere; (clips, 1, frames,
+/// height, width).
+fn object_pixel_weights(video: &Tensor) -> Result<Tensor> {
+    let (clips, _, frames, height, width) = video.dims5()?;
+    let level = crate::analysis::FOREGROUND_LEVEL as f64 / 127.5 - 1.0;
+    let object = video.max_keepdim(1)?.ge(level)?.to_dtype(DType::F32)?;
+    let per_frame = object.permute((0, 2, 1, 3, 4))?.reshape((clips * frames, 1, height, width))?;
+    let grown = per_frame.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.max_pool2d_with_stride(3, 1)?;
+    let grown = grown.reshape((clips, frames, 1, height, width))?.permute((0, 2, 1, 3, 4))?;
+    Ok(((grown * VAE_OBJECT_WEIGHT as f64)? + 1.0)?)
+}
+
 /// The VAE's training in words, for the model card.
 pub fn vae_recipe(settings: &TrainSettings) -> String {
     if settings.from.is_some() && settings.vae_from.is_none() {
@@ -258,15 +318,18 @@ pub fn vae_recipe(settings: &TrainSettings) -> String {
         step = end;
     }
     let start = match &settings.vae_from {
+        Some(from) if settings.vae_decoder_only => format!("training only the decoder of the VAE of {} (its encoder and latent normalisation kept), ", from.display()),
         Some(from) => format!("starting from the VAE of {}, ", from.display()),
         None => String::new(),
     };
     format!(
         "{total} steps on {VAE_CROP}x{VAE_CROP} crops of clips ({:.0}% of them around an object), {start}{}, \
-         each phase with its own warm-up and cosine decay, peak learning rate {} (half that after the first phase), loss L1 + L2 + {KL_WEIGHT} KL",
+         each phase with its own warm-up and cosine decay, peak learning rate {} (half that after the first phase), \
+         loss L1 + L2 (object pixels and their neighbours weigh {}x) + {KL_WEIGHT} KL",
         100.0 * OBJECT_CROPS,
         phases.join(", "),
-        settings.vae_lr
+        settings.vae_lr,
+        1.0 + VAE_OBJECT_WEIGHT
     )
 }
 
@@ -279,7 +342,7 @@ fn crop_origin(clip: &Tensor, rng: &mut Rng) -> Result<(usize, usize)> {
     }
     // Backdrops are dark in every channel; objects are bright in at least one.
     let first = clip.get(0)?.narrow(1, 0, 1)?.squeeze(1)?.max(0)?.flatten_all()?.to_vec1::<f32>()?;
-    let object_pixels: Vec<usize> = (0..first.len()).filter(|&i| (first[i] + 1.0) * 127.5 >= 128.0).collect();
+    let object_pixels: Vec<usize> = (0..first.len()).filter(|&i| (first[i] + 1.0) * 127.5 >= crate::analysis::FOREGROUND_LEVEL as f32).collect();
     if object_pixels.is_empty() {
         return Ok(anywhere);
     }
@@ -291,8 +354,9 @@ fn crop_origin(clip: &Tensor, rng: &mut Rng) -> Result<(usize, usize)> {
 }
 
 /// Encodes the training clips once; returns their normalised latents and scenes. A VAE trained in
-/// this run gets its normalisation from these latents; a kept one (`vae_kept`) keeps its own.
-fn encode_pool(settings: &TrainSettings, vae_kept: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
+/// this run gets its normalisation from these latents; one whose latents were kept (`latents_kept`:
+/// the VAE itself or its encoder) keeps its own.
+fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
     let cache = settings.work.join(format!("pool-{}.safetensors", settings.pool));
     let mut rng = Rng::new(settings.seed ^ 0x9001);
     let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect();
@@ -313,7 +377,7 @@ fn encode_pool(settings: &TrainSettings, vae_kept: bool, on_event: &mut dyn FnMu
         raw
     };
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
-    if vae_kept {
+    if latents_kept {
         // The transformer being continued was trained on latents normalised by these statistics.
         return Ok((vae.normalize(&raw)?, scenes));
     }
@@ -474,7 +538,65 @@ fn train_transformer(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+
+    /// Object pixels and their eight neighbours weigh 1 + VAE_OBJECT_WEIGHT, every other pixel 1.
+    #[test]
+    fn vae_loss_weights_cover_objects_and_their_edges() -> Result<()> {
+        let scene = Scene::random(&mut Rng::new(5), Split::Train);
+        let weights = object_pixel_weights(&clips_tensor(std::slice::from_ref(&scene), 5)?)?.flatten_all()?.to_vec1::<f32>()?;
+        let rendered = scene.render();
+        let mut heavy = 0;
+        for (f, frame) in rendered.iter().take(5).enumerate() {
+            let object = |x: i64, y: i64| {
+                (0..WIDTH as i64).contains(&x) && (0..HEIGHT as i64).contains(&y) && {
+                    let i = 3 * (y as usize * WIDTH + x as usize);
+                    crate::analysis::is_object_pixel(&frame[i..i + 3])
+                }
+            };
+            for y in 0..HEIGHT as i64 {
+                for x in 0..WIDTH as i64 {
+                    let near = (-1..=1).any(|dy| (-1..=1).any(|dx| object(x + dx, y + dy)));
+                    let expected = if near { 1.0 + VAE_OBJECT_WEIGHT } else { 1.0 };
+                    assert_eq!(weights[(f * HEIGHT + y as usize) * WIDTH + x as usize], expected, "frame {f} pixel ({x}, {y})");
+                    heavy += near as usize;
+                }
+            }
+        }
+        assert!(heavy > 0 && heavy < weights.len() / 2, "{heavy} of {} pixels weighted up", weights.len());
+        Ok(())
+    }
+
+    /// Training only the decoder: no gradient reaches the encoder, whose weights (so the latents)
+    /// stay as they were, while the decoder's change.
+    #[test]
+    fn decoder_only_vae_training_leaves_the_encoder_alone() -> Result<()> {
+        let params = Params::new(3);
+        let vae = WanVae::new(&model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]), params.var_builder())?;
+        let trained = trained_vae_params(&params, true);
+        let names: Vec<String> = trained.vars().into_iter().map(|(name, _)| name).collect();
+        assert!(!names.is_empty() && names.iter().all(|n| n.starts_with("decoder.") || n.starts_with("post_quant_conv.")), "{names:?}");
+        assert!(names.len() < params.count(), "the encoder's parameters are trained too");
+        // Copies: the parameters' tensors share their storage with the variables the step updates.
+        let before: HashMap<String, Tensor> = params.tensors().into_iter().map(|(name, t)| Ok((name, t.copy()?))).collect::<Result<_>>()?;
+        let video = clips_tensor(&[Scene::random(&mut Rng::new(8), Split::Train)], 5)?.narrow(3, 16, 16)?.narrow(4, 16, 16)?;
+        let mut rng = Rng::new(9);
+        let grads = vae_loss(&vae, &video, &mut rng, true)?.backward()?;
+        for (name, var) in params.vars() {
+            if !names.contains(&name) {
+                assert!(grads.get(var.as_tensor()).is_none(), "{name} has a gradient");
+            }
+        }
+        AdamW::new(trained, 0.0).step(&grads, 1e-2)?;
+        let after = params.tensors();
+        for (name, value) in &before {
+            let change = (&after[name] - value)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(change > 0.0, names.contains(name), "{name} changed by {change}");
+        }
+        Ok(())
+    }
 
     /// Most crops hold the clip's object (its pixel away from the crop's edge); every crop lies
     /// inside the frame.
@@ -551,5 +673,7 @@ mod tests {
         assert!(vae_recipe(&settings).starts_with("kept from the earlier checkpoint"), "{}", vae_recipe(&settings));
         settings.vae_from = Some("earlier".into());
         assert!(vae_recipe(&settings).contains("starting from the VAE of earlier"), "{}", vae_recipe(&settings));
+        settings.vae_decoder_only = true;
+        assert!(vae_recipe(&settings).contains("only the decoder of the VAE of earlier"), "{}", vae_recipe(&settings));
     }
 }

@@ -27,10 +27,14 @@ pub struct TrainArgs {
     /// Start the VAE's training from this demo checkpoint's VAE (same configuration) instead of at random
     #[arg(long, value_name = "DIR")]
     vae_from: Option<PathBuf>,
+    /// With --vae-from: train only that VAE's decoder, so its encoder, latents and normalisation (and a
+    /// transformer trained on them, with --from) stay valid
+    #[arg(long, requires = "vae_from")]
+    vae_decoder_only: bool,
     /// Training clips encoded for the transformer
     #[arg(long)]
     pool: Option<usize>,
-    /// Transformer training steps
+    /// Transformer training steps (0 with --from keeps that checkpoint's transformer and text encoder)
     #[arg(long)]
     transformer_steps: Option<usize>,
     /// Clips per transformer step
@@ -54,6 +58,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_steps = args.vae_steps.unwrap_or(settings.vae_steps);
     settings.vae_lr = args.vae_lr.unwrap_or(settings.vae_lr);
     settings.vae_from = args.vae_from.clone();
+    settings.vae_decoder_only = args.vae_decoder_only;
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
