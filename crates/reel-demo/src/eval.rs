@@ -63,6 +63,26 @@ pub fn held_out_cases(count: usize, seed: u64) -> Vec<Case> {
         .collect()
 }
 
+/// A case's clip laid out for a person to check what was scored: the world's render of the prompt's
+/// scene in the top row, the scored frames below, one frame per column. RGB bytes, with the
+/// sheet's width and height.
+pub fn comparison_sheet(case: &Case, scored: &[Vec<u8>]) -> (Vec<u8>, usize, usize) {
+    use crate::world::{HEIGHT, WIDTH};
+    let rows = [case.scene.render(), scored.to_vec()];
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width = columns * WIDTH;
+    let mut sheet = vec![0u8; 3 * width * 2 * HEIGHT];
+    for (row, frames) in rows.iter().enumerate() {
+        for (column, frame) in frames.iter().enumerate() {
+            for y in 0..HEIGHT {
+                let to = 3 * ((row * HEIGHT + y) * width + column * WIDTH);
+                sheet[to..to + 3 * WIDTH].copy_from_slice(&frame[3 * y * WIDTH..3 * (y + 1) * WIDTH]);
+            }
+        }
+    }
+    (sheet, width, 2 * HEIGHT)
+}
+
 /// Scores of one clip (fractions of the prompt's objects, or 0/1), with what was read.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseScore {
@@ -190,6 +210,24 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sheet holds the world's render in its top row and the scored frames below, frame by
+    /// frame in columns.
+    #[test]
+    fn the_comparison_sheet_puts_the_render_above_the_scored_frames() {
+        use crate::world::{FRAMES, HEIGHT, WIDTH};
+        let case = &held_out_cases(1, 3)[0];
+        let scored: Vec<Vec<u8>> = (0..FRAMES).map(|f| (0..3 * WIDTH * HEIGHT).map(|i| ((i * 7 + f * 13) % 251) as u8).collect()).collect();
+        let (sheet, width, height) = comparison_sheet(case, &scored);
+        assert_eq!((width, height, sheet.len()), (FRAMES * WIDTH, 2 * HEIGHT, 3 * FRAMES * WIDTH * 2 * HEIGHT));
+        let pixel = |x: usize, y: usize| &sheet[3 * (y * width + x)..3 * (y * width + x) + 3];
+        let rendered = case.scene.render();
+        for (f, x, y) in [(0, 0, 0), (5, 17, 40), (FRAMES - 1, WIDTH - 1, HEIGHT - 1)] {
+            let i = 3 * (y * WIDTH + x);
+            assert_eq!(pixel(f * WIDTH + x, y), &rendered[f][i..i + 3], "render, frame {f}");
+            assert_eq!(pixel(f * WIDTH + x, HEIGHT + y), &scored[f][i..i + 3], "scored, frame {f}");
+        }
+    }
 
     /// The evaluator reads the world's own renders almost perfectly: its errors are not the
     /// model's. (This bounds what the model can score.)

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use reel_demo::continuity::evaluate_continuity;
-use reel_demo::eval::{evaluate, held_out_cases, model_generator, vae_round_trip, CaseGenerator};
+use reel_demo::eval::{comparison_sheet, evaluate, held_out_cases, model_generator, vae_round_trip, Case, CaseGenerator};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -87,6 +89,9 @@ struct DemoEval {
     /// Also write the report (every prompt, what was seen, the scores) as JSON
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write each prompt's clip as DIR/NNN.png: the world's render of the prompt above, the scored frames below
+    #[arg(long, value_name = "DIR")]
+    frames: Option<PathBuf>,
     /// Print each prompt's scores as it is done
     #[arg(long, short)]
     verbose: bool,
@@ -104,21 +109,36 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 i + 1, score.kind, score.colour, score.shape, score.count, score.motion, score.camera, score.prompt, score.seen);
         }
     };
-    let report = if args.reference {
-        evaluate(&cases, &mut |case| Ok(case.scene.render()), &mut on_case)
+    let mut generate: Box<dyn FnMut(&Case) -> Result<Vec<Vec<u8>>, BoxError>> = if args.reference {
+        Box::new(|case: &Case| Ok(case.scene.render()))
     } else {
         let dir = match &args.model {
             Some(dir) => dir.clone(),
             None => reel_demo::bundled::checkpoint_dir().context("the bundled demo model is unavailable")?,
         };
         if args.vae_only {
-            let mut generate = vae_round_trip(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-            evaluate(&cases, &mut generate, &mut on_case)
+            Box::new(vae_round_trip(&dir).map_err(|e| anyhow::anyhow!("{e}"))?)
         } else {
-            let mut generate = model_generator(&dir, args.step_cache).map_err(|e| anyhow::anyhow!("{e}"))?;
-            evaluate(&cases, &mut generate, &mut on_case)
+            Box::new(model_generator(&dir, args.step_cache).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
+    };
+    if let Some(dir) = &args.frames {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let mut written = 0;
+    let report = evaluate(
+        &cases,
+        &mut |case| {
+            let frames = generate(case)?;
+            if let Some(dir) = &args.frames {
+                written += 1;
+                let (sheet, width, height) = comparison_sheet(case, &frames);
+                reel_media::png::write_png(&sheet, width as u32, height as u32, &dir.join(format!("{written:03}.png")))?;
+            }
+            Ok(frames)
+        },
+        &mut on_case,
+    )
     .map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
     print!("{}", report.table());
     let misses = report.misses(0.0);
