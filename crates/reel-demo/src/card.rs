@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use reel_models::wan::WanVaeConfig;
+use reel_models::weights::ComponentFolder;
+
 use crate::eval::{Report, TARGETS};
 use crate::train::TrainSettings;
 use crate::world::{HELD_OUT_COLOUR_SHAPE, HELD_OUT_SHAPE_MOTION};
@@ -89,6 +92,7 @@ pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<
         })
         .collect();
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    let vae_config: WanVaeConfig = ComponentFolder::open(&out.join("vae")).and_then(|folder| folder.config()).map_err(std::io::Error::other)?;
     let card = format!(
         "# reel demo model\n\n\
 A small text-to-video model trained by reel (`reel train`) on a procedural world of coloured shapes,\n\
@@ -99,7 +103,7 @@ published Wan checkpoints.\n\n\
 | component | class | parameters |\n| --- | --- | --- |\n\
 | text_encoder | UMT5EncoderModel (2 layers, d_model 64) with a word-level tokenizer | {text} |\n\
 | transformer | WanTransformer3DModel (4 layers, 4 heads of 32, patch 1x2x2) | {dit} |\n\
-| vae | AutoencoderKLWan (Wan 2.1 style, base 8, 4x in space and time, 8 latent channels) | {vae} |\n\
+| vae | AutoencoderKLWan (Wan 2.1 style, base {vae_base}, 4x in space and time, {latent_channels} latent channels) | {vae} |\n\
 | scheduler | UniPCMultistepScheduler, flow prediction, shift {shift} | |\n\n\
 Videos: 17 frames of 64x64 at 8 fps (`reel.json` holds these defaults, {steps} steps, guidance {guidance}).\n\n\
 ## Data\n\n\
@@ -127,6 +131,7 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
                 match &settings.vae_from {
                     Some(_) if settings.vae_decoder_only => "its VAE's decoder was fine-tuned as above, its encoder and normalisation were kept,",
                     Some(_) => "its VAE was fine-tuned as above, its latent normalisation recomputed,",
+                    None if settings.new_vae => "its VAE was replaced by the one trained above,",
                     None => "its VAE and normalisation were kept",
                 },
                 if settings.transformer_steps == 0 { "were kept".to_string() } else { format!("were trained for the steps below, at a peak learning rate of {}", settings.transformer_lr) },
@@ -134,6 +139,8 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
             ),
             None => String::new(),
         },
+        vae_base = vae_config.base_dim,
+        latent_channels = vae_config.z_dim,
         shift = crate::model::FLOW_SHIFT,
         steps = crate::model::DEFAULT_STEPS,
         guidance = crate::model::DEFAULT_GUIDANCE,

@@ -87,6 +87,9 @@ pub struct TrainSettings {
     /// Train only the decoder of `vae_from`'s VAE: its encoder, latents and normalisation stay as
     /// they were, so a transformer trained on them stays valid.
     pub vae_decoder_only: bool,
+    /// With `from`: train a new VAE from scratch (in place of the checkpoint's) and continue the
+    /// transformer and text encoder on its latents.
+    pub new_vae: bool,
     /// Training clips encoded for the transformer.
     pub pool: usize,
     pub transformer_steps: usize,
@@ -107,6 +110,7 @@ impl TrainSettings {
             vae_lr: 1e-3,
             vae_from: None,
             vae_decoder_only: false,
+            new_vae: false,
             pool: 2000,
             transformer_steps: 2500,
             transformer_batch: 16,
@@ -170,7 +174,7 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     if settings.transformer_steps == 0 && settings.from.is_none() {
         return Err("no transformer steps leaves the transformer untrained; give more steps, or --from a checkpoint whose transformer to keep".into());
     }
-    let vae_kept = settings.from.is_some() && settings.vae_from.is_none();
+    let vae_kept = settings.from.is_some() && settings.vae_from.is_none() && !settings.new_vae;
     // A VAE whose decoder alone is trained keeps its encoder, so its latents and their normalisation.
     let latents_kept = vae_kept || settings.vae_decoder_only;
     match &settings.from {
@@ -306,7 +310,7 @@ fn object_pixel_weights(video: &Tensor) -> Result<Tensor> {
 
 /// The VAE's training in words, for the model card.
 pub fn vae_recipe(settings: &TrainSettings) -> String {
-    if settings.from.is_some() && settings.vae_from.is_none() {
+    if settings.from.is_some() && settings.vae_from.is_none() && !settings.new_vae {
         return "kept from the earlier checkpoint (see its training below)".to_string();
     }
     let total = settings.vae_steps;
@@ -675,5 +679,9 @@ mod tests {
         assert!(vae_recipe(&settings).contains("starting from the VAE of earlier"), "{}", vae_recipe(&settings));
         settings.vae_decoder_only = true;
         assert!(vae_recipe(&settings).contains("only the decoder of the VAE of earlier"), "{}", vae_recipe(&settings));
+        settings.vae_from = None;
+        settings.vae_decoder_only = false;
+        settings.new_vae = true;
+        assert!(vae_recipe(&settings).starts_with(&format!("{VAE_STEPS} steps on")), "{}", vae_recipe(&settings));
     }
 }

@@ -31,6 +31,10 @@ pub struct TrainArgs {
     /// transformer trained on them, with --from) stay valid
     #[arg(long, requires = "vae_from")]
     vae_decoder_only: bool,
+    /// With --from: train a new VAE from scratch in place of that checkpoint's, and continue its
+    /// transformer and text encoder on the new latents
+    #[arg(long, requires = "from", conflicts_with = "vae_from")]
+    new_vae: bool,
     /// Training clips encoded for the transformer
     #[arg(long)]
     pool: Option<usize>,
@@ -59,6 +63,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_lr = args.vae_lr.unwrap_or(settings.vae_lr);
     settings.vae_from = args.vae_from.clone();
     settings.vae_decoder_only = args.vae_decoder_only;
+    settings.new_vae = args.new_vae;
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
