@@ -14,13 +14,14 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use half::bf16;
 
+use super::broadcast::broadcast_add;
 use super::flops::record_matmul;
 use crate::kernels::{self, bf16_gemm::{Activation, PackedBf16}, int8_gemm::PackedInt8};
 
 #[derive(Debug, Clone)]
 enum Product {
-    /// candle's matmul (any device, any dtype).
-    Candle(candle_nn::Linear),
+    /// candle's matmul (any device, any dtype), the bias added by [`broadcast_add`] (fast to train).
+    Candle { matmul: candle_nn::Linear, bias: Option<Tensor> },
     /// The weight packed for the AVX-512 BF16 kernel; the bias is added in f32 before rounding.
     PackedBf16 { weight: Arc<PackedBf16>, bias: Option<Arc<Vec<f32>>> },
     /// int8 weights for reel's VNNI kernel (one copy, a byte per weight); bias added in f32.
@@ -110,7 +111,7 @@ impl Linear {
             let values = weight.flatten_all()?.to_vec1::<bf16>()?;
             Product::PackedBf16 { weight: Arc::new(PackedBf16::pack(&values, out_dim, in_dim)), bias: f32_bias(bias)? }
         } else {
-            Product::Candle(candle_nn::Linear::new(weight, bias))
+            Product::Candle { matmul: candle_nn::Linear::new(weight, None), bias }
         };
         Ok(Self { product, in_dim, out_dim })
     }
@@ -158,8 +159,11 @@ impl Linear {
         let rows = x.elem_count() / self.in_dim;
         record_matmul(1, rows, self.in_dim, self.out_dim);
         match &self.product {
-            Product::Candle(inner) => {
-                let out = inner.forward(x)?;
+            Product::Candle { matmul, bias } => {
+                let mut out = matmul.forward(x)?;
+                if let Some(bias) = bias {
+                    out = broadcast_add(&out, bias)?;
+                }
                 match activation {
                     Activation::None => Ok(out),
                     Activation::GeluTanh => out.gelu(),

@@ -1,6 +1,7 @@
 //! Layers shared by reel's models. A model file composes these; it never re-implements them.
 
 pub mod attention;
+pub mod broadcast;
 pub mod conv;
 pub mod flops;
 pub mod linear;

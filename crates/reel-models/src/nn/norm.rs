@@ -3,6 +3,8 @@
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use super::broadcast::{broadcast_add, broadcast_mul};
+
 /// LayerNorm over the last dimension, computed in f32 whatever the input dtype, as diffusers'
 /// `FP32LayerNorm`. Returns f32: callers cast where the reference casts.
 #[derive(Debug, Clone)]
@@ -34,7 +36,7 @@ impl LayerNormF32 {
             let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
             let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
             let normed = centered.broadcast_div(&(variance + self.eps as f64)?.sqrt()?)?;
-            return normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias);
+            return broadcast_add(&broadcast_mul(&normed, &self.weight)?, &self.bias);
         }
         candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps)
     }
@@ -58,7 +60,7 @@ impl RmsNorm {
         let x32 = x.to_dtype(DType::F32)?;
         let out = if training(&[&x32, &self.weight]) {
             let rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?;
-            x32.broadcast_div(&rms)?.broadcast_mul(&self.weight)?
+            broadcast_mul(&x32.broadcast_div(&rms)?, &self.weight)?
         } else {
             candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?
         };

@@ -12,6 +12,7 @@ use candle_nn::{Module, VarBuilder};
 
 use super::config::WanTransformerConfig;
 use crate::nn::attention::scaled_dot_product_attention;
+use crate::nn::broadcast::{broadcast_add, broadcast_mul};
 use crate::nn::linear::{linear, Linear};
 use crate::nn::norm::{LayerNormF32, RmsNorm};
 use crate::nn::patch::{unpatchify, PatchEmbed};
@@ -224,19 +225,19 @@ impl WanAttention {
 /// `projection` is (batch, 1 or tokens, parts, dim); each part comes out as (batch, 1 or tokens, dim).
 fn modulation(table: &Tensor, projection: &Tensor) -> CandleResult<Vec<Tensor>> {
     let parts = table.dim(0)?;
-    let sum = projection.to_dtype(DType::F32)?.broadcast_add(&table.unsqueeze(0)?)?;
+    let sum = broadcast_add(&projection.to_dtype(DType::F32)?, &table.unsqueeze(0)?)?;
     (0..parts).map(|i| sum.narrow(2, i, 1)?.squeeze(2)).collect()
 }
 
 /// `x * (1 + scale) + shift`, all f32.
 fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> CandleResult<Tensor> {
-    x.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)
+    broadcast_add(&broadcast_mul(x, &(scale + 1.0)?)?, shift)
 }
 
 /// `(residual.f32 + update.f32 * gate).to(dtype)`: a gated residual update in f32.
 fn gated_residual(residual: &Tensor, update: &Tensor, gate: &Tensor) -> CandleResult<Tensor> {
     let dtype = residual.dtype();
-    let update = update.to_dtype(DType::F32)?.broadcast_mul(gate)?;
+    let update = broadcast_mul(&update.to_dtype(DType::F32)?, gate)?;
     (residual.to_dtype(DType::F32)? + update)?.to_dtype(dtype)
 }
 
