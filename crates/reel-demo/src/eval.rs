@@ -40,19 +40,28 @@ pub struct Case {
 
 /// `count` held-out cases, one in five about the camera.
 pub fn held_out_cases(count: usize, seed: u64) -> Vec<Case> {
+    cases(count, seed, Split::HeldOut)
+}
+
+/// `count` cases of `split`, one in five about the camera: with [`Split::HeldOut`], each case
+/// holds a combination never seen in training; with [`Split::Train`], only combinations seen in
+/// training (new scenes and captions), to tell what the model learned from what it generalises.
+pub fn cases(count: usize, seed: u64, split: Split) -> Vec<Case> {
     let mut rng = Rng::new(seed ^ 0xe7a1);
     (0..count)
         .map(|i| {
             let kind = if i % 5 == 4 { CaseKind::Camera } else { CaseKind::Content };
-            let mut scene = Scene::random(&mut rng, Split::HeldOut);
+            let mut scene = Scene::random(&mut rng, split);
             match kind {
                 CaseKind::Content => scene.camera = Camera::Static,
                 CaseKind::Camera => {
-                    // One still object of a held-out colour and shape, a visible backdrop pattern.
-                    let (colour, shape) = *rng.choose(&HELD_OUT_COLOUR_SHAPE);
+                    // One still object (of a held-out colour and shape for held-out cases), a visible backdrop pattern.
                     scene.objects.truncate(1);
                     let object = &mut scene.objects[0];
-                    (object.colour, object.shape, object.motion, object.start) = (colour, shape, Motion::Still, (32.0, 32.0));
+                    if split == Split::HeldOut {
+                        (object.colour, object.shape) = *rng.choose(&HELD_OUT_COLOUR_SHAPE);
+                    }
+                    (object.motion, object.start) = (Motion::Still, (32.0, 32.0));
                     scene.pattern = Pattern::Checker;
                     scene.camera = *rng.choose(&[Camera::PanLeft, Camera::PanRight, Camera::ZoomIn, Camera::ZoomOut]);
                 }
@@ -178,7 +187,7 @@ impl Report {
             Some(t) => format!("  {name:<12} {:>6.1}%   (target {:.0}%)\n", 100.0 * value, 100.0 * t),
             None => format!("  {name:<12} {:>6.1}%\n", 100.0 * value),
         };
-        let mut text = format!("{} held-out prompts, {:.2} s per clip\n", self.cases, self.seconds_per_clip);
+        let mut text = format!("{} prompts, {:.2} s per clip\n", self.cases, self.seconds_per_clip);
         text += &row("colour", self.colour, Some(TARGETS.colour));
         text += &row("shape", self.shape, Some(TARGETS.shape));
         text += &row("count", self.count, Some(TARGETS.count));
@@ -246,6 +255,16 @@ mod tests {
         assert!(report.shape >= 0.9, "shape {}", report.shape);
         assert!(report.motion >= 0.9, "motion {}", report.motion);
         assert!(report.camera >= 0.9, "camera {}", report.camera);
+    }
+
+    #[test]
+    fn held_out_cases_hold_an_unseen_combination_and_seen_cases_none() {
+        use crate::world::is_held_out;
+        let held_out = cases(40, 9, Split::HeldOut);
+        let seen = cases(40, 9, Split::Train);
+        assert!(held_out.iter().all(|c| c.scene.objects.iter().any(is_held_out)));
+        assert!(seen.iter().all(|c| !c.scene.objects.iter().any(is_held_out)));
+        assert_eq!(seen.iter().filter(|c| c.kind == CaseKind::Camera).count(), 8);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use reel_demo::continuity::evaluate_continuity;
-use reel_demo::eval::{comparison_sheet, evaluate, held_out_cases, model_generator, vae_round_trip, Case, CaseGenerator};
+use reel_demo::eval::{cases, comparison_sheet, evaluate, held_out_cases, model_generator, vae_round_trip, Case, CaseGenerator};
+use reel_demo::world::Split;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -77,6 +78,10 @@ struct DemoEval {
     /// Seed choosing the prompts
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which prompts: combinations held out of training (the targets' measure), or combinations
+    /// seen in training (new scenes and captions), to tell learning from generalisation
+    #[arg(long, value_enum, default_value_t = Prompts::HeldOut)]
+    prompts: Prompts,
     /// Score the world's own renders instead of a model: the evaluator's ceiling
     #[arg(long)]
     reference: bool,
@@ -97,12 +102,22 @@ struct DemoEval {
     verbose: bool,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Prompts {
+    HeldOut,
+    Seen,
+}
+
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let args = match args.target {
         EvalTarget::Demo(args) => args,
         EvalTarget::Continuity(args) => return run_continuity(args),
     };
-    let cases = held_out_cases(args.count, args.seed);
+    let (split, described) = match args.prompts {
+        Prompts::HeldOut => (Split::HeldOut, "combinations held out of training"),
+        Prompts::Seen => (Split::Train, "combinations seen in training"),
+    };
+    let cases = cases(args.count, args.seed, split);
     let mut on_case = |i: usize, score: &reel_demo::eval::CaseScore| {
         if args.verbose {
             eprintln!("{:>3} {:?} colour {:.2} shape {:.2} count {} motion {:?} camera {:?} | {} -> {:?}",
@@ -140,6 +155,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         &mut on_case,
     )
     .map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
+    println!("prompts: {described}");
     print!("{}", report.table());
     let misses = report.misses(0.0);
     if !misses.is_empty() {
