@@ -16,6 +16,12 @@ fn enabled() -> bool {
     std::env::var("REEL_KERNELS").map_or(true, |v| v != "candle")
 }
 
+/// Whether f32 elementwise work on `device` (a training gradient's activation) should use
+/// [`elementwise`]'s fused kernels.
+pub fn use_f32_elementwise_kernel(dtype: DType, device: &Device) -> bool {
+    dtype == DType::F32 && device.is_cpu() && enabled()
+}
+
 /// Whether a linear layer with a weight of `dtype` on `device` should use the packed bf16 kernel.
 pub fn use_bf16_kernel(dtype: DType, device: &Device) -> bool {
     dtype == DType::BF16 && device.is_cpu() && enabled() && bf16_gemm::available()

@@ -98,7 +98,7 @@ mod tests {
             (&[3, 5, 16], &[3, 5, 16]),
             (&[1, 2, 16], &[3, 1, 1, 16]),
         ];
-        for (i, (t_dims, x_dims)) in cases.into_iter().enumerate() {
+        for (t_dims, x_dims) in cases {
             let x = random(x_dims)?;
             let shape = x.shape().broadcast_shape_binary_op(&candle_core::Shape::from(t_dims), "test")?;
             let weights = random(shape.dims())?;
