@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use half::bf16;
 
-use super::activation::gelu_tanh;
+use super::fused::gelu_tanh;
 use super::broadcast::broadcast_add;
 use super::flops::record_matmul;
 use crate::kernels::{self, bf16_gemm::{Activation, PackedBf16}, int8_gemm::PackedInt8};

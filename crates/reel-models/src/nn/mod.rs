@@ -1,6 +1,6 @@
 //! Layers shared by reel's models. A model file composes these; it never re-implements them.
 
-pub mod activation;
+pub mod fused;
 pub mod attention;
 pub mod broadcast;
 pub mod conv;

@@ -4,6 +4,8 @@ use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::broadcast::{broadcast_add, broadcast_mul};
+use super::fused::row_norm;
+use crate::kernels::elementwise::RowNorm;
 
 /// LayerNorm over the last dimension, computed in f32 whatever the input dtype, as diffusers'
 /// `FP32LayerNorm`. Returns f32: callers cast where the reference casts.
@@ -32,10 +34,16 @@ impl LayerNormF32 {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_dtype(DType::F32)?;
         if training(&[&x, &self.weight]) {
-            // The fused kernel has no backward pass: compose it from differentiable operations.
-            let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-            let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
-            let normed = centered.broadcast_div(&(variance + self.eps as f64)?.sqrt()?)?;
+            // candle's fused kernel has no backward pass: reel's where it applies, else a composition
+            // of differentiable operations.
+            let normed = match row_norm(&x, RowNorm::Layer { eps: self.eps })? {
+                Some(normed) => normed,
+                None => {
+                    let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+                    let variance = centered.sqr()?.mean_keepdim(D::Minus1)?;
+                    centered.broadcast_div(&(variance + self.eps as f64)?.sqrt()?)?
+                }
+            };
             return broadcast_add(&broadcast_mul(&normed, &self.weight)?, &self.bias);
         }
         candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps)
@@ -59,8 +67,11 @@ impl RmsNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x32 = x.to_dtype(DType::F32)?;
         let out = if training(&[&x32, &self.weight]) {
-            let rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?;
-            broadcast_mul(&x32.broadcast_div(&rms)?, &self.weight)?
+            let normed = match row_norm(&x32, RowNorm::Rms { eps: self.eps })? {
+                Some(normed) => normed,
+                None => x32.broadcast_div(&(x32.sqr()?.mean_keepdim(D::Minus1)? + self.eps as f64)?.sqrt()?)?,
+            };
+            broadcast_mul(&normed, &self.weight)?
         } else {
             candle_nn::ops::rms_norm(&x32, &self.weight, self.eps)?
         };
@@ -68,8 +79,8 @@ impl RmsNorm {
     }
 }
 
-/// Whether any input takes part in a gradient computation: then layers use differentiable
-/// compositions instead of candle's fused kernels, which have no backward pass.
+/// Whether any input takes part in a gradient computation: then layers use operations with a
+/// backward pass instead of candle's fused kernels, which have none.
 pub fn training(inputs: &[&Tensor]) -> bool {
     inputs.iter().any(|t| t.track_op())
 }
