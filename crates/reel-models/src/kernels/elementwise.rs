@@ -124,6 +124,17 @@ pub fn softmax_in_place(row: &mut [f32]) {
     row.iter_mut().for_each(|v| *v *= inverse);
 }
 
+/// The gradient of a softmax over rows of `width`: with `y` the softmax of a row and `g` its
+/// gradient, `y (g - sum(g y))`.
+pub fn softmax_backward(y: &[f32], grad: &[f32], out: &mut [f32], width: usize) {
+    for ((y, grad), out) in y.chunks_exact(width).zip(grad.chunks_exact(width)).zip(out.chunks_exact_mut(width)) {
+        let dot = lane_sum(y, grad, |y, g| y * g);
+        for ((o, y), g) in out.iter_mut().zip(y).zip(grad) {
+            *o = y * (g - dot);
+        }
+    }
+}
+
 /// A value type kernels can finish their f32 results in: f32 as is, or bf16 rounded once.
 pub trait Finished: Copy + Default + Send {
     fn store(src: &[f32], dst: &mut [Self]);

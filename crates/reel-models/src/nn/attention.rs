@@ -7,6 +7,7 @@ use candle_core::{DType, Result, Tensor, D};
 use half::bf16;
 
 use super::flops::record_matmul;
+use super::fused::softmax_last_dim;
 use crate::kernels::{self, bf16_attention::{self, AttentionShape}};
 
 /// Upper bound for one chunk's f32 score matrix, in bytes.
@@ -52,12 +53,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, bias: Option<&T
             let bias = if bias.dim(2)? == q_len { bias.narrow(2, start, len)? } else { bias.clone() };
             scores = scores.broadcast_add(&bias)?;
         }
-        let probs = if scores.track_op() {
-            // The fused softmax has no backward pass.
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        let probs = softmax_last_dim(&scores)?;
         record_matmul(batch * heads, len, kv_len, v.dim(3)?);
         outputs.push(probs.to_dtype(q.dtype())?.matmul(&v)?);
     }

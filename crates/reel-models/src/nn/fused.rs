@@ -1,9 +1,10 @@
-//! Operations whose training gradient is fused on the CPU: the tanh GELU and the row
-//! normalisations (LayerNorm, RMSNorm, without their affine).
+//! Operations whose training gradient is fused on the CPU: the tanh GELU, the row
+//! normalisations (LayerNorm, RMSNorm, without their affine) and the softmax.
 //!
 //! candle differentiates these as chains of tensor operations, each a pass over the activation:
 //! about fifteen for the GELU (two `powf`, a second `tanh` and the arithmetic between them), about
-//! twenty for a LayerNorm (means, broadcast subtractions and divisions, and their gradients). In a
+//! twenty for a LayerNorm (means, broadcast subtractions and divisions, and their gradients), about
+//! ten for a softmax. In a
 //! training step of the demo transformer they took a large share of the time. Here, when such an
 //! operation takes part in a gradient on the CPU in f32, it is a custom operation whose forward
 //! and backward passes are one pass each ([`elementwise`]). Everything else (inference, GPUs,
@@ -34,6 +35,18 @@ pub fn row_norm(x: &Tensor, norm: elementwise::RowNorm) -> Result<Option<Tensor>
         return Ok(None);
     }
     x.contiguous()?.apply_op1(RowNormOp(norm)).map(Some)
+}
+
+/// Softmax over the last dimension, differentiable: reel's fused operation in training on the
+/// CPU, candle's composition elsewhere in training, and candle's fused kernel outside it.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if !training(&[x]) {
+        candle_nn::ops::softmax_last_dim(x)
+    } else if kernels::use_f32_elementwise_kernel(x.dtype(), x.device()) {
+        x.contiguous()?.apply_op1(Softmax)
+    } else {
+        candle_nn::ops::softmax(x, candle_core::D::Minus1)
+    }
 }
 
 /// The values of a contiguous f32 CPU tensor.
@@ -124,6 +137,46 @@ impl CustomOp2 for RowNormGradient {
     }
 }
 
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut out = values(storage, layout, self.name())?.to_vec();
+        let width = layout.dims().last().copied().unwrap_or(1).max(1);
+        out.par_chunks_mut(rows_per_task(width) * width)
+            .for_each(|rows| rows.chunks_exact_mut(width).for_each(elementwise::softmax_in_place));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &SoftmaxGradient)?))
+    }
+}
+
+/// `(softmax, grad)` -> the gradient of the softmax's input.
+struct SoftmaxGradient;
+
+impl CustomOp2 for SoftmaxGradient {
+    fn name(&self) -> &'static str {
+        "softmax-gradient"
+    }
+
+    fn cpu_fwd(&self, y: &CpuStorage, y_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, grad) = same_length(self.name(), values(y, y_layout, self.name())?, values(grad, grad_layout, self.name())?)?;
+        let width = y_layout.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; y.len()];
+        let rows = rows_per_task(width);
+        out.par_chunks_mut(rows * width)
+            .zip(y.par_chunks(rows * width).zip(grad.par_chunks(rows * width)))
+            .for_each(|(out, (y, grad))| elementwise::softmax_backward(y, grad, out, width));
+        Ok((CpuStorage::F32(out), y_layout.shape().clone()))
+    }
+}
+
 /// Whole rows per parallel task, about [`CHUNK`] values.
 fn rows_per_task(width: usize) -> usize {
     (CHUNK / width).max(1)
@@ -187,6 +240,24 @@ mod tests {
                 let grad_error = max_relative_error(&grad(&ours)?, &grad(&composed)?)?;
                 assert!(grad_error < 1e-4, "{norm:?} width {width}: gradient off by {grad_error:e}");
             }
+        }
+        Ok(())
+    }
+
+    /// Softmax values and gradients match candle's differentiable softmax on fresh random scores,
+    /// also through a transposed (non-contiguous) view and on a width with a tail past 16 lanes.
+    #[test]
+    fn softmax_and_its_gradient_match_candles() -> Result<()> {
+        for width in [320, 23] {
+            let x = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (3, width, 40), &Device::Cpu)? * 4.0)?)?;
+            let weights = Tensor::randn(0f32, 1.0, (3, 40, width), &Device::Cpu)?;
+            let scores = x.as_tensor().transpose(1, 2)?;
+            let (ours, candles) = (softmax_last_dim(&scores)?, candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?);
+            let value_error = max_relative_error(&ours, &candles)?;
+            assert!(value_error < 1e-5, "width {width}: values off by {value_error:e}");
+            let grad = |y: &Tensor| -> Result<Tensor> { Ok((y * &weights)?.sum_all()?.backward()?.get(&x).expect("x takes part").clone()) };
+            let grad_error = max_relative_error(&grad(&ours)?, &grad(&candles)?)?;
+            assert!(grad_error < 1e-4, "width {width}: gradient off by {grad_error:e}");
         }
         Ok(())
     }
