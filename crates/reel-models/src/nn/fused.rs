@@ -21,31 +21,126 @@ const CHUNK: usize = 1 << 14;
 
 /// GELU with the tanh approximation (torch's `gelu(approximate="tanh")`).
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    if training(&[x]) && kernels::use_f32_elementwise_kernel(x.dtype(), x.device()) {
-        x.contiguous()?.apply_op1(GeluTanh)
-    } else {
-        x.gelu()
+    match Fused::GeluTanh.apply(x)? {
+        Some(y) => Ok(y),
+        None => x.gelu(),
     }
 }
 
 /// `x` normalised over its last dimension by `norm` (no affine), or `None` where the fused
 /// operation does not apply (outside training, off the CPU, not f32): the caller composes it.
 pub fn row_norm(x: &Tensor, norm: elementwise::RowNorm) -> Result<Option<Tensor>> {
-    if !(training(&[x]) && kernels::use_f32_elementwise_kernel(x.dtype(), x.device())) {
-        return Ok(None);
-    }
-    x.contiguous()?.apply_op1(RowNormOp(norm)).map(Some)
+    Fused::RowNorm(norm).apply(x)
 }
 
 /// Softmax over the last dimension, differentiable: reel's fused operation in training on the
 /// CPU, candle's composition elsewhere in training, and candle's fused kernel outside it.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if !training(&[x]) {
-        candle_nn::ops::softmax_last_dim(x)
-    } else if kernels::use_f32_elementwise_kernel(x.dtype(), x.device()) {
-        x.contiguous()?.apply_op1(Softmax)
-    } else {
-        candle_nn::ops::softmax(x, candle_core::D::Minus1)
+    match Fused::Softmax.apply(x)? {
+        Some(y) => Ok(y),
+        None if training(&[x]) => candle_nn::ops::softmax(x, candle_core::D::Minus1),
+        None => candle_nn::ops::softmax_last_dim(x),
+    }
+}
+
+/// An operation with a fused forward and backward pass on f32 CPU values.
+#[derive(Debug, Clone, Copy)]
+enum Fused {
+    GeluTanh,
+    RowNorm(elementwise::RowNorm),
+    Softmax,
+}
+
+impl Fused {
+    /// The operation applied to `x` where it takes part in a gradient on the CPU in f32, else `None`.
+    fn apply(self, x: &Tensor) -> Result<Option<Tensor>> {
+        if !(training(&[x]) && kernels::use_f32_elementwise_kernel(x.dtype(), x.device())) {
+            return Ok(None);
+        }
+        x.contiguous()?.apply_op1(self).map(Some)
+    }
+
+    /// Values that the operation reads together: a row of the last dimension, or one for the GELU.
+    fn width(self, layout: &Layout) -> usize {
+        match self {
+            Fused::GeluTanh => 1,
+            Fused::RowNorm(_) | Fused::Softmax => layout.dims().last().copied().unwrap_or(1).max(1),
+        }
+    }
+
+    fn forward(self, x: &[f32], out: &mut [f32], width: usize) {
+        match self {
+            Fused::GeluTanh => {
+                out.copy_from_slice(x);
+                elementwise::gelu_tanh_in_place(out);
+            }
+            Fused::RowNorm(norm) => norm.forward(x, out, width),
+            Fused::Softmax => {
+                out.copy_from_slice(x);
+                out.chunks_exact_mut(width).for_each(elementwise::softmax_in_place);
+            }
+        }
+    }
+
+    /// The input's gradient from `saved` (the input, or the output where
+    /// [`Fused::backward_reads_output`]) and the output's gradient.
+    fn backward(self, saved: &[f32], grad: &[f32], out: &mut [f32], width: usize) {
+        match self {
+            Fused::GeluTanh => elementwise::gelu_tanh_backward(saved, grad, out),
+            Fused::RowNorm(norm) => norm.backward(saved, grad, out, width),
+            Fused::Softmax => elementwise::softmax_backward(saved, grad, out, width),
+        }
+    }
+
+    fn backward_reads_output(self) -> bool {
+        matches!(self, Fused::Softmax)
+    }
+}
+
+impl CustomOp1 for Fused {
+    fn name(&self) -> &'static str {
+        match self {
+            Fused::GeluTanh => "gelu-tanh",
+            Fused::RowNorm(_) => "row-norm",
+            Fused::Softmax => "softmax",
+        }
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = values(storage, layout, self.name())?;
+        let width = self.width(layout);
+        let task = rows_per_task(width) * width;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(out, x)| self.forward(x, out, width));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let saved = if self.backward_reads_output() { res } else { arg };
+        Ok(Some(saved.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &Gradient(*self))?))
+    }
+}
+
+/// `(saved, grad)` -> the gradient of a [`Fused`] operation's input.
+struct Gradient(Fused);
+
+impl CustomOp2 for Gradient {
+    fn name(&self) -> &'static str {
+        "fused-gradient"
+    }
+
+    fn cpu_fwd(&self, saved: &CpuStorage, saved_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (saved, grad) = (values(saved, saved_layout, self.0.name())?, values(grad, grad_layout, self.0.name())?);
+        if saved.len() != grad.len() {
+            candle_core::bail!("{} gradient: {} values against a gradient of {}", self.0.name(), saved.len(), grad.len());
+        }
+        let width = self.0.width(saved_layout);
+        let task = rows_per_task(width) * width;
+        let mut out = vec![0f32; saved.len()];
+        out.par_chunks_mut(task)
+            .zip(saved.par_chunks(task).zip(grad.par_chunks(task)))
+            .for_each(|(out, (saved, grad))| self.0.backward(saved, grad, out, width));
+        Ok((CpuStorage::F32(out), saved_layout.shape().clone()))
     }
 }
 
@@ -58,136 +153,9 @@ fn values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &'static str) -> Res
     }
 }
 
-struct GeluTanh;
-
-impl CustomOp1 for GeluTanh {
-    fn name(&self) -> &'static str {
-        "gelu-tanh"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut out = values(storage, layout, self.name())?.to_vec();
-        out.par_chunks_mut(CHUNK).for_each(elementwise::gelu_tanh_in_place);
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluTanhGradient)?))
-    }
-}
-
-/// `(x, grad)` -> `grad * gelu'(x)`.
-struct GeluTanhGradient;
-
-impl CustomOp2 for GeluTanhGradient {
-    fn name(&self) -> &'static str {
-        "gelu-tanh-gradient"
-    }
-
-    fn cpu_fwd(&self, x: &CpuStorage, x_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, grad) = same_length(self.name(), values(x, x_layout, self.name())?, values(grad, grad_layout, self.name())?)?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
-            .for_each(|(out, (x, grad))| elementwise::gelu_tanh_backward(x, grad, out));
-        Ok((CpuStorage::F32(out), x_layout.shape().clone()))
-    }
-}
-
-struct RowNormOp(elementwise::RowNorm);
-
-impl CustomOp1 for RowNormOp {
-    fn name(&self) -> &'static str {
-        "row-norm"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = values(storage, layout, self.name())?;
-        let width = layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; x.len()];
-        let rows = rows_per_task(width);
-        out.par_chunks_mut(rows * width)
-            .zip(x.par_chunks(rows * width))
-            .for_each(|(out, x)| self.0.forward(x, out, width));
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &RowNormGradient(self.0))?))
-    }
-}
-
-/// `(x, grad)` -> the gradient of the normalisation at `x`.
-struct RowNormGradient(elementwise::RowNorm);
-
-impl CustomOp2 for RowNormGradient {
-    fn name(&self) -> &'static str {
-        "row-norm-gradient"
-    }
-
-    fn cpu_fwd(&self, x: &CpuStorage, x_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, grad) = same_length(self.name(), values(x, x_layout, self.name())?, values(grad, grad_layout, self.name())?)?;
-        let width = x_layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; x.len()];
-        let rows = rows_per_task(width);
-        out.par_chunks_mut(rows * width)
-            .zip(x.par_chunks(rows * width).zip(grad.par_chunks(rows * width)))
-            .for_each(|(out, (x, grad))| self.0.backward(x, grad, out, width));
-        Ok((CpuStorage::F32(out), x_layout.shape().clone()))
-    }
-}
-
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "softmax"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut out = values(storage, layout, self.name())?.to_vec();
-        let width = layout.dims().last().copied().unwrap_or(1).max(1);
-        out.par_chunks_mut(rows_per_task(width) * width)
-            .for_each(|rows| rows.chunks_exact_mut(width).for_each(elementwise::softmax_in_place));
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &SoftmaxGradient)?))
-    }
-}
-
-/// `(softmax, grad)` -> the gradient of the softmax's input.
-struct SoftmaxGradient;
-
-impl CustomOp2 for SoftmaxGradient {
-    fn name(&self) -> &'static str {
-        "softmax-gradient"
-    }
-
-    fn cpu_fwd(&self, y: &CpuStorage, y_layout: &Layout, grad: &CpuStorage, grad_layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, grad) = same_length(self.name(), values(y, y_layout, self.name())?, values(grad, grad_layout, self.name())?)?;
-        let width = y_layout.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; y.len()];
-        let rows = rows_per_task(width);
-        out.par_chunks_mut(rows * width)
-            .zip(y.par_chunks(rows * width).zip(grad.par_chunks(rows * width)))
-            .for_each(|(out, (y, grad))| elementwise::softmax_backward(y, grad, out, width));
-        Ok((CpuStorage::F32(out), y_layout.shape().clone()))
-    }
-}
-
 /// Whole rows per parallel task, about [`CHUNK`] values.
 fn rows_per_task(width: usize) -> usize {
     (CHUNK / width).max(1)
-}
-
-/// The two value slices of a binary gradient operation, refused if their lengths differ.
-fn same_length<'a>(op: &str, x: &'a [f32], grad: &'a [f32]) -> Result<(&'a [f32], &'a [f32])> {
-    if x.len() != grad.len() {
-        candle_core::bail!("{op}: {} values against a gradient of {}", x.len(), grad.len());
-    }
-    Ok((x, grad))
 }
 
 #[cfg(test)]
@@ -200,20 +168,26 @@ mod tests {
         Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? / scale)
     }
 
+    /// Asserts that `ours` and `reference`, both computed from `x`, agree in value (relative error
+    /// `value_tolerance`) and in the gradient that a random weighting of them sends back to `x`
+    /// (`grad_tolerance`).
+    fn assert_same_values_and_gradients(x: &Var, ours: &Tensor, reference: &Tensor, what: &str, value_tolerance: f32, grad_tolerance: f32) -> Result<()> {
+        let value_error = max_relative_error(ours, reference)?;
+        assert!(value_error < value_tolerance, "{what}: values off by {value_error:e}");
+        let weights = Tensor::randn(0f32, 1.0, reference.shape(), &Device::Cpu)?;
+        let grad = |y: &Tensor| -> Result<Tensor> { Ok((y * &weights)?.sum_all()?.backward()?.get(x).expect("x takes part").clone()) };
+        let grad_error = max_relative_error(&grad(ours)?, &grad(reference)?)?;
+        assert!(grad_error < grad_tolerance, "{what}: gradient off by {grad_error:e}");
+        Ok(())
+    }
+
     /// Values and gradients match candle's GELU (whose backward uses rounded constants, hence the
     /// gradient's 1e-4), on fresh random inputs, also through a transposed (non-contiguous) view.
     #[test]
     fn gelu_and_its_gradient_match_candles() -> Result<()> {
         let x = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (6, 40, 33), &Device::Cpu)? * 3.0)?)?;
-        let weights = Tensor::randn(0f32, 1.0, (6, 33, 40), &Device::Cpu)?;
         let input = x.as_tensor().transpose(1, 2)?;
-        let (ours, candles) = (gelu_tanh(&input)?, input.gelu()?);
-        let value_error = max_relative_error(&ours, &candles)?;
-        assert!(value_error < 1e-6, "values off by {value_error:e}");
-        let grad = |y: &Tensor| -> Result<Tensor> { Ok((y * &weights)?.sum_all()?.backward()?.get(&x).expect("x takes part").clone()) };
-        let grad_error = max_relative_error(&grad(&ours)?, &grad(&candles)?)?;
-        assert!(grad_error < 1e-4, "gradient off by {grad_error:e}");
-        Ok(())
+        assert_same_values_and_gradients(&x, &gelu_tanh(&input)?, &input.gelu()?, "gelu", 1e-6, 1e-4)
     }
 
     /// LayerNorm and RMSNorm: values and gradients match the same normalisation composed from
@@ -224,7 +198,6 @@ mod tests {
         use candle_core::D;
         for width in [128, 37] {
             let x = Var::from_tensor(&((Tensor::randn(0f32, 1.0, (5, 9, width), &Device::Cpu)? * 2.0)? + 0.7)?)?;
-            let weights = Tensor::randn(0f32, 1.0, (5, 9, width), &Device::Cpu)?;
             for norm in [elementwise::RowNorm::Layer { eps: 1e-6 }, elementwise::RowNorm::Rms { eps: 1e-5 }] {
                 let ours = row_norm(x.as_tensor(), norm)?.expect("a tracked f32 CPU tensor takes the fused operation");
                 let composed = match norm {
@@ -234,11 +207,7 @@ mod tests {
                     }
                     elementwise::RowNorm::Rms { eps } => x.broadcast_div(&(x.sqr()?.mean_keepdim(D::Minus1)? + eps as f64)?.sqrt()?)?,
                 };
-                let value_error = max_relative_error(&ours, &composed)?;
-                assert!(value_error < 1e-5, "{norm:?} width {width}: values off by {value_error:e}");
-                let grad = |y: &Tensor| -> Result<Tensor> { Ok((y * &weights)?.sum_all()?.backward()?.get(&x).expect("x takes part").clone()) };
-                let grad_error = max_relative_error(&grad(&ours)?, &grad(&composed)?)?;
-                assert!(grad_error < 1e-4, "{norm:?} width {width}: gradient off by {grad_error:e}");
+                assert_same_values_and_gradients(&x, &ours, &composed, &format!("{norm:?} width {width}"), 1e-5, 1e-4)?;
             }
         }
         Ok(())
@@ -250,14 +219,9 @@ mod tests {
     fn softmax_and_its_gradient_match_candles() -> Result<()> {
         for width in [320, 23] {
             let x = Var::from_tensor(&(Tensor::randn(0f32, 1.0, (3, width, 40), &Device::Cpu)? * 4.0)?)?;
-            let weights = Tensor::randn(0f32, 1.0, (3, 40, width), &Device::Cpu)?;
             let scores = x.as_tensor().transpose(1, 2)?;
             let (ours, candles) = (softmax_last_dim(&scores)?, candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?);
-            let value_error = max_relative_error(&ours, &candles)?;
-            assert!(value_error < 1e-5, "width {width}: values off by {value_error:e}");
-            let grad = |y: &Tensor| -> Result<Tensor> { Ok((y * &weights)?.sum_all()?.backward()?.get(&x).expect("x takes part").clone()) };
-            let grad_error = max_relative_error(&grad(&ours)?, &grad(&candles)?)?;
-            assert!(grad_error < 1e-4, "width {width}: gradient off by {grad_error:e}");
+            assert_same_values_and_gradients(&x, &ours, &candles, &format!("softmax width {width}"), 1e-5, 1e-4)?;
         }
         Ok(())
     }
