@@ -161,9 +161,10 @@ impl AdamW {
         Ok(norm)
     }
 
-    /// Parameters, moments and step count in one safetensors file.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Parameters, moments and step count in one safetensors file, with `extra` tensors beside them.
+    pub fn save(&self, path: &Path, extra: HashMap<String, Tensor>) -> Result<()> {
         let mut tensors = self.params.tensors();
+        tensors.extend(extra);
         for (name, (m, v)) in &self.moments {
             tensors.insert(format!("adam.m.{name}"), m.clone());
             tensors.insert(format!("adam.v.{name}"), v.clone());
@@ -172,7 +173,8 @@ impl AdamW {
         candle_core::safetensors::save(&tensors, path)
     }
 
-    pub fn restore(&mut self, path: &Path) -> Result<()> {
+    /// Restores what [`AdamW::save`] wrote; returns all the file's tensors (the extras among them).
+    pub fn restore(&mut self, path: &Path) -> Result<HashMap<String, Tensor>> {
         let tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
         self.params.restore(&tensors)?;
         self.moments.clear();
@@ -182,7 +184,64 @@ impl AdamW {
             }
         }
         self.step = tensors.get("adam.step").map(|t| t.to_vec1::<u32>().map(|s| s[0] as usize)).transpose()?.unwrap_or(0);
+        Ok(tensors)
+    }
+}
+
+/// An exponential moving average of parameters, the weights a diffusion model is sampled with:
+/// the noise of small-batch updates averages out. Its decay ramps up as (1 + t) / (10 + t) over
+/// the first steps, so the values it starts from do not linger.
+pub struct Ema {
+    decay: f64,
+    averages: BTreeMap<String, Tensor>,
+}
+
+impl Ema {
+    pub fn new(decay: f64) -> Self {
+        Self { decay, averages: BTreeMap::new() }
+    }
+
+    /// Folds in the parameters' values after optimiser step `step` (counted from 0).
+    pub fn update(&mut self, params: &Params, step: usize) -> Result<()> {
+        let decay = self.decay.min((1 + step) as f64 / (10 + step) as f64);
+        for (name, var) in params.vars() {
+            let value = var.as_tensor().detach();
+            let average = match self.averages.remove(&name) {
+                Some(average) => ((average * decay)? + (value * (1.0 - decay))?)?,
+                // A copy: the parameter's storage is overwritten in place by the next step.
+                None => value.copy()?,
+            };
+            self.averages.insert(name, average);
+        }
         Ok(())
+    }
+
+    /// The averages of the parameters named `prefix...`, under the rest of their names (the
+    /// parameters themselves where nothing was averaged yet).
+    pub fn tensors(&self, params: &Params, prefix: &str) -> HashMap<String, Tensor> {
+        params
+            .vars()
+            .into_iter()
+            .filter_map(|(name, var)| {
+                let short = name.strip_prefix(prefix)?.to_string();
+                Some((short, self.averages.get(&name).cloned().unwrap_or_else(|| var.as_tensor().clone())))
+            })
+            .collect()
+    }
+
+    /// Adds the averages to a state file's tensors, as `ema.NAME`.
+    pub fn store(&self, tensors: &mut HashMap<String, Tensor>) {
+        for (name, average) in &self.averages {
+            tensors.insert(format!("ema.{name}"), average.clone());
+        }
+    }
+
+    /// Takes back the averages [`Ema::store`] wrote (a state without them starts a new average).
+    pub fn restore(&mut self, tensors: &HashMap<String, Tensor>) {
+        self.averages = tensors
+            .iter()
+            .filter_map(|(name, value)| Some((name.strip_prefix("ema.")?.to_string(), value.clone())))
+            .collect();
     }
 }
 
@@ -193,4 +252,68 @@ pub fn learning_rate(peak: f64, step: usize, total: usize, warmup: usize) -> f64
     }
     let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(rng: &mut Rng, count: usize) -> Tensor {
+        Tensor::from_vec((0..count).map(|_| rng.normal()).collect::<Vec<f32>>(), count, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn the_moving_average_follows_its_ramped_decay_and_survives_a_save() -> Result<()> {
+        let mut rng = Rng::new(3);
+        let params = Params::new(0);
+        let var = Var::from_tensor(&random(&mut rng, 6))?;
+        params.insert("dit.w".into(), var.clone());
+        params.insert("text.w".into(), Var::from_tensor(&random(&mut rng, 2))?);
+        let decay = 0.9;
+        let mut ema = Ema::new(decay);
+        let mut expected: Vec<f64> = Vec::new();
+        for step in 0..30 {
+            // The optimiser overwrites the parameter in place, as a training step does.
+            var.set(&random(&mut rng, 6))?;
+            ema.update(&params, step)?;
+            let value = var.as_tensor().to_vec1::<f32>()?;
+            let d = decay.min((1 + step) as f64 / (10 + step) as f64);
+            expected = if step == 0 {
+                value.iter().map(|v| *v as f64).collect()
+            } else {
+                expected.iter().zip(&value).map(|(e, v)| d * e + (1.0 - d) * *v as f64).collect()
+            };
+            let got = ema.tensors(&params, "dit.")["w"].to_vec1::<f32>()?;
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((*g as f64 - e).abs() <= 1e-5 * e.abs().max(1.0), "step {step}: average {g} vs {e}");
+            }
+        }
+        let averaged = ema.tensors(&params, "dit.");
+        assert_eq!(averaged.len(), 1, "only the prefixed parameter, under its short name");
+        let got = averaged["w"].to_vec1::<f32>()?;
+        let last = var.as_tensor().to_vec1::<f32>()?;
+        assert!(got.iter().zip(&last).any(|(g, l)| (g - l).abs() > 1e-3), "the average is not the last value");
+
+        let mut state = HashMap::new();
+        ema.store(&mut state);
+        let mut restored = Ema::new(decay);
+        restored.restore(&state);
+        assert_eq!(restored.tensors(&params, "dit.")["w"].to_vec1::<f32>()?, got);
+        Ok(())
+    }
+
+    #[test]
+    fn a_zero_decay_keeps_the_last_weights() -> Result<()> {
+        let mut rng = Rng::new(4);
+        let params = Params::new(0);
+        let var = Var::from_tensor(&random(&mut rng, 5))?;
+        params.insert("dit.w".into(), var.clone());
+        let mut ema = Ema::new(0.0);
+        for step in 0..4 {
+            var.set(&random(&mut rng, 5))?;
+            ema.update(&params, step)?;
+        }
+        assert_eq!(ema.tensors(&params, "dit.")["w"].to_vec1::<f32>()?, var.as_tensor().to_vec1::<f32>()?);
+        Ok(())
+    }
 }

@@ -16,6 +16,7 @@
 //! Every stage saves its state (weights, optimiser moments, step) in the work folder regularly and
 //! continues from it when run again; the finished model is written as a checkpoint folder.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::caption::{caption, vocabulary};
 use crate::card::write_card;
 use crate::eval::{evaluate, held_out_cases, model_generator};
 use crate::model::{self, LATENT_CHANNELS, MAX_SEQUENCE_LENGTH};
-use crate::params::{learning_rate, AdamW, Params};
+use crate::params::{learning_rate, AdamW, Ema, Params};
 use crate::rng::Rng;
 use crate::tokenizer::write_tokenizer;
 use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
@@ -95,6 +96,9 @@ pub struct TrainSettings {
     pub transformer_steps: usize,
     pub transformer_batch: usize,
     pub transformer_lr: f64,
+    /// Decay of the moving average of the transformer's and text encoder's weights that the
+    /// checkpoint holds (0: the last step's weights).
+    pub transformer_ema: f64,
     /// A demo checkpoint to continue from: its transformer and text encoder are trained further, and
     /// its VAE kept unless `vae_from` is given too.
     pub from: Option<PathBuf>,
@@ -115,6 +119,7 @@ impl TrainSettings {
             transformer_steps: 2500,
             transformer_batch: 16,
             transformer_lr: 5e-4,
+            transformer_ema: 0.999,
             from: None,
         }
     }
@@ -253,7 +258,7 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
             "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "vae", step: step + 1, total, loss: value });
         if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
-            optimizer.save(&state)?;
+            optimizer.save(&state, HashMap::new())?;
         }
     }
     std::fs::create_dir_all(weights.parent().expect("has a parent"))?;
@@ -456,8 +461,9 @@ fn train_transformer(
         joint.insert(format!("dit.{name}"), var);
     }
     let mut optimizer = AdamW::new(joint.clone(), 0.01);
+    let mut ema = Ema::new(settings.transformer_ema);
     if state.exists() {
-        optimizer.restore(&state)?;
+        ema.restore(&optimizer.restore(&state)?);
     } else if let Some(from) = &settings.from {
         let load = |path: PathBuf| candle_core::safetensors::load(&path, &Device::Cpu);
         text_params.restore(&load(from.join("text_encoder/model.safetensors"))?)?;
@@ -525,18 +531,26 @@ fn train_transformer(
         let grads = loss.backward()?;
         let lr = learning_rate(settings.transformer_lr, step, total, 100);
         let grad_norm = optimizer.step(&grads, lr)?;
+        ema.update(&joint, step)?;
         let value = loss.to_scalar::<f32>()? as f64;
         log.write("transformer", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
             "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "transformer", step: step + 1, total, loss: value });
         if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
-            optimizer.save(&state)?;
-            text_params.save(&settings.out.join("text_encoder/model.safetensors"))?;
-            dit_params.save(&settings.out.join("transformer/diffusion_pytorch_model.safetensors"))?;
+            let mut averages = HashMap::new();
+            ema.store(&mut averages);
+            optimizer.save(&state, averages)?;
+            save_averaged(&ema, &joint, &settings.out)?;
         }
     }
-    text_params.save(&settings.out.join("text_encoder/model.safetensors"))?;
-    dit_params.save(&settings.out.join("transformer/diffusion_pytorch_model.safetensors"))?;
+    save_averaged(&ema, &joint, &settings.out)?;
+    Ok(())
+}
+
+/// Writes the checkpoint's text encoder and transformer with the averaged weights.
+fn save_averaged(ema: &Ema, joint: &Params, out: &Path) -> Result<()> {
+    candle_core::safetensors::save(&ema.tensors(joint, "text."), out.join("text_encoder/model.safetensors"))?;
+    candle_core::safetensors::save(&ema.tensors(joint, "dit."), out.join("transformer/diffusion_pytorch_model.safetensors"))?;
     Ok(())
 }
 

@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// Peak learning rate of the transformer and text encoder
     #[arg(long)]
     transformer_lr: Option<f64>,
+    /// Decay of the moving average (EMA) of the transformer's and text encoder's weights that the
+    /// checkpoint is written with; 0 writes the last step's weights [default: 0.999]
+    #[arg(long, value_name = "DECAY")]
+    transformer_ema: Option<f64>,
     /// Continue from this demo checkpoint: train its transformer and text encoder further, and keep its
     /// VAE unless --vae-from is given
     #[arg(long, value_name = "DIR")]
@@ -68,9 +72,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
+    settings.transformer_ema = args.transformer_ema.unwrap_or(settings.transformer_ema);
     settings.from = args.from.clone();
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
     anyhow::ensure!(settings.vae_steps > 0, "--vae-steps must be positive");
+    anyhow::ensure!(
+        (0.0..1.0).contains(&settings.transformer_ema),
+        "--transformer-ema must be at least 0 and below 1 (0.999 averages over about the last thousand steps)"
+    );
 
     let mut bar: Option<ProgressBar> = None;
     let mut average = 0.0;
