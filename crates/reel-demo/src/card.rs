@@ -21,24 +21,29 @@ fn parameters(dir: &Path) -> usize {
         .sum()
 }
 
-/// Seconds each stage took, from the loss log.
+/// Steps and seconds each stage took, from the loss log. A resumed run's clock starts again at
+/// zero, so each stretch of rising seconds is one sitting and the stage's time is their sum.
 fn stage_seconds(work: &Path) -> Vec<(String, usize, f64)> {
     let Ok(text) = std::fs::read_to_string(work.join("loss.jsonl")) else { return vec![] };
-    let mut stages: Vec<(String, usize, f64)> = Vec::new();
+    // Per stage: last step, seconds of the finished sittings, seconds into the current one.
+    let mut stages: Vec<(String, usize, f64, f64)> = Vec::new();
     for line in text.lines() {
         let Ok(row) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         let stage = row["stage"].as_str().unwrap_or_default().to_string();
         let step = row["step"].as_u64().unwrap_or(0) as usize;
         let seconds = row["extra"]["seconds"].as_f64().unwrap_or(0.0);
-        match stages.iter_mut().find(|(s, _, _)| *s == stage) {
+        match stages.iter_mut().find(|entry| entry.0 == stage) {
             Some(entry) => {
                 entry.1 = entry.1.max(step);
-                entry.2 = entry.2.max(seconds);
+                if seconds < entry.3 {
+                    entry.2 += entry.3;
+                }
+                entry.3 = seconds;
             }
-            None => stages.push((stage, step, seconds)),
+            None => stages.push((stage, step, 0.0, seconds)),
         }
     }
-    stages
+    stages.into_iter().map(|(stage, steps, finished, current)| (stage, steps, finished + current)).collect()
 }
 
 fn final_loss(work: &Path, stage: &str) -> Option<f64> {
@@ -173,6 +178,19 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_stage_adds_up_the_time_of_each_sitting() {
+        let dir = std::env::temp_dir().join(format!("reel-card-time-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let row = |stage: &str, step: usize, seconds: f64| format!("{{\"stage\":\"{stage}\",\"step\":{step},\"loss\":0.5,\"extra\":{{\"seconds\":{seconds}}}}}\n");
+        // The VAE in one sitting; the transformer stopped after step 3 and resumed from step 2.
+        let log = [row("vae", 1, 4.0), row("vae", 2, 9.0), row("transformer", 1, 2.0), row("transformer", 2, 4.5), row("transformer", 3, 6.5),
+            row("transformer", 3, 2.5), row("transformer", 4, 4.0)].concat();
+        std::fs::write(dir.join("loss.jsonl"), log).unwrap();
+        assert_eq!(stage_seconds(&dir), vec![("vae".to_string(), 2, 9.0), ("transformer".to_string(), 4, 10.5)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_continued_card_quotes_the_earlier_training_section() {
