@@ -262,12 +262,18 @@ mod tests {
         Tensor::from_vec((0..count).map(|_| rng.normal()).collect::<Vec<f32>>(), count, &Device::Cpu).unwrap()
     }
 
+    /// A parameter set holding `dit.w` of `count` random values; returns the set and that parameter.
+    fn transformer_weight(rng: &mut Rng, count: usize) -> Result<(Arc<Params>, Var)> {
+        let params = Params::new(0);
+        let var = Var::from_tensor(&random(rng, count))?;
+        params.insert("dit.w".into(), var.clone());
+        Ok((params, var))
+    }
+
     #[test]
     fn the_moving_average_follows_its_ramped_decay_and_survives_a_save() -> Result<()> {
         let mut rng = Rng::new(3);
-        let params = Params::new(0);
-        let var = Var::from_tensor(&random(&mut rng, 6))?;
-        params.insert("dit.w".into(), var.clone());
+        let (params, var) = transformer_weight(&mut rng, 6)?;
         params.insert("text.w".into(), Var::from_tensor(&random(&mut rng, 2))?);
         let decay = 0.9;
         let mut ema = Ema::new(decay);
@@ -305,9 +311,7 @@ mod tests {
     #[test]
     fn a_zero_decay_keeps_the_last_weights() -> Result<()> {
         let mut rng = Rng::new(4);
-        let params = Params::new(0);
-        let var = Var::from_tensor(&random(&mut rng, 5))?;
-        params.insert("dit.w".into(), var.clone());
+        let (params, var) = transformer_weight(&mut rng, 5)?;
         let mut ema = Ema::new(0.0);
         for step in 0..4 {
             var.set(&random(&mut rng, 5))?;
