@@ -113,7 +113,7 @@ published Wan checkpoints.\n\n\
 | component | class | parameters |\n| --- | --- | --- |\n\
 | text_encoder | UMT5EncoderModel (2 layers, d_model 64) with a word-level tokenizer | {text} |\n\
 | transformer | WanTransformer3DModel (4 layers, 4 heads of 32, patch 1x2x2) | {dit} |\n\
-| vae | AutoencoderKLWan (Wan 2.1 style, base {vae_base}, 4x in space and time, {latent_channels} latent channels) | {vae} |\n\
+| vae | AutoencoderKLWan (Wan 2.1 style, {vae_width}, 4x in space and time, {latent_channels} latent channels) | {vae} |\n\
 | scheduler | UniPCMultistepScheduler, flow prediction, shift {shift} | |\n\n\
 Videos: 17 frames of 64x64 at 8 fps (`reel.json` holds these defaults, {steps} steps, guidance {guidance}).\n\n\
 ## Data\n\n\
@@ -139,6 +139,7 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
                  {}. {}",
                 from.display(),
                 match &settings.vae_from {
+                    Some(_) if settings.vae_decoder_width.is_some() => "its VAE's decoder was replaced by the new one trained above, its encoder and normalisation were kept,",
                     Some(_) if settings.vae_decoder_only => "its VAE's decoder was fine-tuned as above, its encoder and normalisation were kept,",
                     Some(_) => "its VAE was fine-tuned as above, its latent normalisation recomputed,",
                     None if settings.new_vae => "its VAE was replaced by the one trained above,",
@@ -149,7 +150,10 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
             ),
             None => String::new(),
         },
-        vae_base = vae_config.base_dim,
+        vae_width = match vae_config.decoder_base_dim {
+            Some(decoder) if decoder != vae_config.base_dim => format!("base {}, decoder base {decoder}", vae_config.base_dim),
+            _ => format!("base {}", vae_config.base_dim),
+        },
         latent_channels = vae_config.z_dim,
         shift = crate::model::FLOW_SHIFT,
         steps = crate::model::DEFAULT_STEPS,

@@ -82,7 +82,12 @@ impl Params {
 
     /// Restores values saved by [`Params::save`] into existing parameters (names must match).
     pub fn restore(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        for (name, var) in self.vars() {
+        self.restore_where(tensors, |_| true)
+    }
+
+    /// Sets the parameters whose names `wanted` accepts from `tensors`; the others keep their values.
+    pub fn restore_where(&self, tensors: &HashMap<String, Tensor>, wanted: impl Fn(&str) -> bool) -> Result<()> {
+        for (name, var) in self.vars().into_iter().filter(|(name, _)| wanted(name)) {
             let value = tensors.get(&name).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.clone() })?;
             var.set(value)?;
         }

@@ -88,6 +88,9 @@ pub struct TrainSettings {
     /// Train only the decoder of `vae_from`'s VAE: its encoder, latents and normalisation stay as
     /// they were, so a transformer trained on them stays valid.
     pub vae_decoder_only: bool,
+    /// With `vae_decoder_only`: a new decoder of this base width (`decoder_base_dim`), trained from
+    /// scratch on the kept encoder's latents, in place of the old decoder.
+    pub vae_decoder_width: Option<usize>,
     /// With `from`: train a new VAE from scratch (in place of the checkpoint's) and continue the
     /// transformer and text encoder on its latents.
     pub new_vae: bool,
@@ -114,6 +117,7 @@ impl TrainSettings {
             vae_lr: 1e-3,
             vae_from: None,
             vae_decoder_only: false,
+            vae_decoder_width: None,
             new_vae: false,
             pool: 2000,
             transformer_steps: 2500,
@@ -176,6 +180,9 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     if settings.vae_decoder_only && settings.vae_from.is_none() {
         return Err("training only the VAE's decoder needs the checkpoint whose VAE it starts from (--vae-from)".into());
     }
+    if settings.vae_decoder_width.is_some() && !settings.vae_decoder_only {
+        return Err("a new decoder width needs the decoder trained alone on a kept encoder (--vae-decoder-only)".into());
+    }
     if settings.transformer_steps == 0 && settings.from.is_none() {
         return Err("no transformer steps leaves the transformer untrained; give more steps, or --from a checkpoint whose transformer to keep".into());
     }
@@ -193,11 +200,15 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
         }
         _ => {
             let vae = match &settings.vae_from {
-                Some(vae_from) if settings.vae_decoder_only => ComponentFolder::open(&vae_from.join("vae"))?.config()?,
+                Some(vae_from) if settings.vae_decoder_only => {
+                    let mut kept: WanVaeConfig = ComponentFolder::open(&vae_from.join("vae"))?.config()?;
+                    kept.decoder_base_dim = settings.vae_decoder_width.or(kept.decoder_base_dim);
+                    kept
+                }
                 _ => model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]),
             };
             model::write_configs(&settings.out, &text_config, &vae)?;
-            train_vae(settings, &mut log, on_event)?;
+            train_vae(settings, &vae, &mut log, on_event)?;
         }
     }
     let (pool, scenes) = encode_pool(settings, latents_kept, on_event)?;
@@ -215,14 +226,11 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     Ok(())
 }
 
-fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
+/// Trains a VAE of `config` (its latent normalisation is set afterwards, from the encoded pool).
+fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
     let state = settings.work.join("vae.state.safetensors");
     let weights = settings.out.join("vae/diffusion_pytorch_model.safetensors");
-    let params = Params::new(settings.seed ^ 0x7ae);
-    let vae = WanVae::new(&model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]), params.var_builder())?;
-    if let Some(from) = &settings.vae_from {
-        params.restore(&candle_core::safetensors::load(from.join("vae/diffusion_pytorch_model.safetensors"), &Device::Cpu)?)?;
-    }
+    let (params, vae) = vae_to_train(settings, config)?;
     let mut optimizer = AdamW::new(trained_vae_params(&params, settings.vae_decoder_only), 0.0);
     if state.exists() {
         optimizer.restore(&state)?;
@@ -266,6 +274,19 @@ fn train_vae(settings: &TrainSettings, log: &mut Log, on_event: &mut dyn FnMut(T
     Ok(())
 }
 
+/// The VAE of `config` that training starts from: fresh, or `vae_from`'s weights (all of them, or
+/// its encoder's alone when the decoder is new, of another width).
+fn vae_to_train(settings: &TrainSettings, config: &WanVaeConfig) -> Result<(Arc<Params>, WanVae)> {
+    let params = Params::new(settings.seed ^ 0x7ae);
+    let vae = WanVae::new(config, params.var_builder())?;
+    if let Some(from) = &settings.vae_from {
+        let tensors = candle_core::safetensors::load(from.join("vae/diffusion_pytorch_model.safetensors"), &Device::Cpu)?;
+        let new_decoder = settings.vae_decoder_width.is_some();
+        params.restore_where(&tensors, |name| !(new_decoder && is_decoder_param(name)))?;
+    }
+    Ok((params, vae))
+}
+
 /// The VAE parameters the optimiser updates: all of them, or only the decoder's side (the decoder
 /// and the convolution before it) when the encoder stays fixed.
 fn trained_vae_params(params: &Arc<Params>, decoder_only: bool) -> Arc<Params> {
@@ -274,11 +295,16 @@ fn trained_vae_params(params: &Arc<Params>, decoder_only: bool) -> Arc<Params> {
     }
     let decoder = Params::new(0);
     for (name, var) in params.vars() {
-        if name.starts_with("decoder.") || name.starts_with("post_quant_conv.") {
+        if is_decoder_param(&name) {
             decoder.insert(name, var);
         }
     }
     decoder
+}
+
+/// Whether a VAE parameter belongs to the decoder's side (the decoder and the convolution before it).
+fn is_decoder_param(name: &str) -> bool {
+    name.starts_with("decoder.") || name.starts_with("post_quant_conv.")
 }
 
 /// The VAE's loss on a batch of clips in [-1, 1]: reconstruction (L1 + L2, object pixels weighted up)
@@ -327,7 +353,10 @@ pub fn vae_recipe(settings: &TrainSettings) -> String {
         step = end;
     }
     let start = match &settings.vae_from {
-        Some(from) if settings.vae_decoder_only => format!("training only the decoder of the VAE of {} (its encoder and latent normalisation kept), ", from.display()),
+        Some(from) if settings.vae_decoder_only => match settings.vae_decoder_width {
+            Some(width) => format!("training a new decoder (base width {width}) from scratch on the encoder of the VAE of {} (its encoder and latent normalisation kept), ", from.display()),
+            None => format!("training only the decoder of the VAE of {} (its encoder and latent normalisation kept), ", from.display()),
+        },
         Some(from) => format!("starting from the VAE of {}, ", from.display()),
         None => String::new(),
     };
@@ -616,6 +645,43 @@ mod tests {
         Ok(())
     }
 
+    /// A decoder of a new width starts from scratch at that width, behind the kept encoder: the
+    /// encoder's weights are the checkpoint's, the decoder's are not.
+    #[test]
+    fn a_wider_decoder_keeps_the_checkpoints_encoder() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]);
+        let saved = Params::new(21);
+        WanVae::new(&config, saved.var_builder())?;
+        std::fs::create_dir_all(dir.path().join("vae"))?;
+        saved.save(&dir.path().join("vae/diffusion_pytorch_model.safetensors"))?;
+        let saved = saved.tensors();
+
+        let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
+        (settings.vae_from, settings.vae_decoder_only, settings.vae_decoder_width) = (Some(dir.path().to_path_buf()), true, Some(16));
+        let wider = WanVaeConfig { decoder_base_dim: Some(16), ..config.clone() };
+        let (params, vae) = vae_to_train(&settings, &wider)?;
+        let mut decoder_params = 0;
+        for (name, value) in params.tensors() {
+            // Biases and norm scales start at constants; the kernels tell a fresh decoder apart.
+            if is_decoder_param(&name) && value.rank() > 1 {
+                decoder_params += 1;
+                let old = &saved[&name];
+                let same = old.dims() == value.dims() && (old - &value)?.abs()?.max_all()?.to_scalar::<f32>()? == 0.0;
+                assert!(!same, "{name} kept the checkpoint's weights");
+            } else if !is_decoder_param(&name) {
+                assert_eq!((&saved[&name] - &value)?.abs()?.max_all()?.to_scalar::<f32>()?, 0.0, "{name} is not the checkpoint's");
+            }
+        }
+        assert!(decoder_params > 0);
+        // The decoder's last convolution reads 16 channels: the new width.
+        assert_eq!(params.tensors()["decoder.conv_out.weight"].dim(1)?, 16);
+        let video = clips_tensor(&[Scene::random(&mut Rng::new(5), Split::Train)], 5)?.narrow(3, 16, 16)?.narrow(4, 16, 16)?;
+        let decoded = vae.decode_unclamped(&vae.encode(&video, None)?.mean, None, &mut |_, _| {})?;
+        assert_eq!(decoded.dims(), video.dims());
+        Ok(())
+    }
+
     /// Most crops hold the clip's object (its pixel away from the crop's edge); every crop lies
     /// inside the frame.
     #[test]
@@ -693,8 +759,11 @@ mod tests {
         assert!(vae_recipe(&settings).contains("starting from the VAE of earlier"), "{}", vae_recipe(&settings));
         settings.vae_decoder_only = true;
         assert!(vae_recipe(&settings).contains("only the decoder of the VAE of earlier"), "{}", vae_recipe(&settings));
+        settings.vae_decoder_width = Some(16);
+        assert!(vae_recipe(&settings).contains("a new decoder (base width 16) from scratch on the encoder of the VAE of earlier"), "{}", vae_recipe(&settings));
         settings.vae_from = None;
         settings.vae_decoder_only = false;
+        settings.vae_decoder_width = None;
         settings.new_vae = true;
         assert!(vae_recipe(&settings).starts_with(&format!("{VAE_STEPS} steps on")), "{}", vae_recipe(&settings));
     }

@@ -31,6 +31,10 @@ pub struct TrainArgs {
     /// transformer trained on them, with --from) stay valid
     #[arg(long, requires = "vae_from")]
     vae_decoder_only: bool,
+    /// With --vae-decoder-only: train a new decoder of this base width from scratch (wider than the
+    /// encoder, as Wan 2.2's VAE), in place of the old decoder
+    #[arg(long, value_name = "WIDTH", requires = "vae_decoder_only")]
+    vae_decoder_width: Option<usize>,
     /// With --from: train a new VAE from scratch in place of that checkpoint's, and continue its
     /// transformer and text encoder on the new latents
     #[arg(long, requires = "from", conflicts_with = "vae_from")]
@@ -67,6 +71,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_lr = args.vae_lr.unwrap_or(settings.vae_lr);
     settings.vae_from = args.vae_from.clone();
     settings.vae_decoder_only = args.vae_decoder_only;
+    settings.vae_decoder_width = args.vae_decoder_width;
     settings.new_vae = args.new_vae;
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
@@ -76,6 +81,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.from = args.from.clone();
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
     anyhow::ensure!(settings.vae_steps > 0, "--vae-steps must be positive");
+    anyhow::ensure!(settings.vae_decoder_width != Some(0), "--vae-decoder-width must be positive");
     anyhow::ensure!(
         (0.0..1.0).contains(&settings.transformer_ema),
         "--transformer-ema must be at least 0 and below 1 (0.999 averages over about the last thousand steps)"
