@@ -88,6 +88,14 @@ timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){
     )
 }
 
+/// The VAE's channel width, with the decoder's where it differs from the encoder's.
+fn vae_width(config: &WanVaeConfig) -> String {
+    match config.decoder_base_dim {
+        Some(decoder) if decoder != config.base_dim => format!("base {}, decoder base {decoder}", config.base_dim),
+        _ => format!("base {}", config.base_dim),
+    }
+}
+
 pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<()> {
     let out = &settings.out;
     let (text, dit, vae) = (parameters(&out.join("text_encoder")), parameters(&out.join("transformer")), parameters(&out.join("vae")));
@@ -150,10 +158,7 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
             ),
             None => String::new(),
         },
-        vae_width = match vae_config.decoder_base_dim {
-            Some(decoder) if decoder != vae_config.base_dim => format!("base {}, decoder base {decoder}", vae_config.base_dim),
-            _ => format!("base {}", vae_config.base_dim),
-        },
+        vae_width = vae_width(&vae_config),
         latent_channels = vae_config.z_dim,
         shift = crate::model::FLOW_SHIFT,
         steps = crate::model::DEFAULT_STEPS,
@@ -194,6 +199,16 @@ mod tests {
         std::fs::write(dir.join("loss.jsonl"), log).unwrap();
         assert_eq!(stage_seconds(&dir), vec![("vae".to_string(), 2, 9.0), ("transformer".to_string(), 4, 10.5)]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_card_names_a_decoder_wider_than_the_encoder() {
+        let mut config = crate::model::vae_config(vec![0.0; 8], vec![1.0; 8]);
+        assert_eq!(vae_width(&config), "base 8");
+        config.decoder_base_dim = Some(8);
+        assert_eq!(vae_width(&config), "base 8");
+        config.decoder_base_dim = Some(16);
+        assert_eq!(vae_width(&config), "base 8, decoder base 16");
     }
 
     #[test]
