@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use reel_models::wan::WanVaeConfig;
+use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
 
 use crate::eval::{Report, TARGETS};
@@ -58,12 +58,28 @@ fn final_loss(work: &Path, stage: &str) -> Option<f64> {
     (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64)
 }
 
-/// The "Training" section of a checkpoint's card, so that a continued model's card keeps its history.
-fn earlier_training(checkpoint: &Path) -> Option<String> {
-    let card = std::fs::read_to_string(checkpoint.join("README.md")).ok()?;
-    let start = card.find("## Training\n")? + "## Training\n".len();
+/// Heading of the part of a card's "Training" section that holds the runs its checkpoint continued.
+const EARLIER_RUNS: &str = "### Earlier runs";
+
+/// How a checkpoint was made, from its card's "Training" section: the text of the run that wrote
+/// it, then those of the runs it continued, newest first (empty without a card).
+fn training_runs(checkpoint: &Path) -> Vec<String> {
+    let Ok(card) = std::fs::read_to_string(checkpoint.join("README.md")) else { return vec![] };
+    let Some(start) = card.find("## Training\n").map(|i| i + "## Training\n".len()) else { return vec![] };
     let end = card[start..].find("\n## ").map_or(card.len(), |i| start + i);
-    Some(card[start..end].trim().to_string())
+    let section = &card[start..end];
+    let (own, earlier) = section.split_once(&format!("\n{EARLIER_RUNS}\n")).unwrap_or((section, ""));
+    let mut runs = vec![own.trim().to_string()];
+    // Each earlier run is a "#### Run N" heading and its text; what precedes the first is an introduction.
+    runs.extend(earlier.split("\n#### Run ").skip(1).filter_map(|run| run.split_once('\n')).map(|(_, text)| text.trim().to_string()));
+    runs
+}
+
+/// The "Earlier runs" part of a continued checkpoint's card: `runs` (newest first) numbered from
+/// the oldest, run 1.
+fn earlier_runs_section(runs: &[String]) -> String {
+    let listed: String = runs.iter().enumerate().map(|(i, text)| format!("#### Run {}\n\n{text}\n\n", runs.len() - i)).collect();
+    format!("{EARLIER_RUNS}\n\nThe checkpoint this run continued, newest run first; each run continued the one below it.\n\n{listed}")
 }
 
 /// How the transformer and the text encoder were trained, in words (nothing when a continued run kept them).
@@ -96,6 +112,39 @@ fn vae_width(config: &WanVaeConfig) -> String {
     }
 }
 
+fn component_config<T: serde::de::DeserializeOwned>(dir: &Path) -> std::io::Result<T> {
+    ComponentFolder::open(dir).and_then(|folder| folder.config()).map_err(std::io::Error::other)
+}
+
+/// What a continued run took from the checkpoint `from` (made by the newest of its `earlier_runs`
+/// runs, with a transformer of `from_layers` layers) and what it changed.
+fn continued_sentence(settings: &TrainSettings, from: &Path, earlier_runs: usize, from_layers: usize, layers: usize) -> String {
+    let checkpoint = match earlier_runs {
+        0 => format!("the checkpoint in {}", from.display()),
+        run => format!("the checkpoint made by run {run} below (read from {})", from.display()),
+    };
+    let vae = match &settings.vae_from {
+        Some(_) if settings.vae_decoder_width.is_some() => "its VAE's decoder was replaced by the new one trained above, its encoder and normalisation were kept,",
+        Some(_) if settings.vae_decoder_only => "its VAE's decoder was fine-tuned as above, its encoder and normalisation were kept,",
+        Some(_) => "its VAE was fine-tuned as above, its latent normalisation recomputed,",
+        None if settings.new_vae => "its VAE was replaced by the one trained above,",
+        None => "its VAE and normalisation were kept",
+    };
+    let transformer = if layers > from_layers {
+        format!(
+            "transformer, grown from {from_layers} to {layers} layers (each new layer a copy of the one before it whose outputs \
+             start at zero, so that the grown model starts as the same function),"
+        )
+    } else {
+        "transformer".to_string()
+    };
+    let trained = match settings.transformer_steps {
+        0 => "were kept".to_string(),
+        _ => format!("were trained for the steps below, at a peak learning rate of {}", settings.transformer_lr),
+    };
+    format!("This run continued {checkpoint}: {vae} and its {transformer} and text encoder {trained}. ")
+}
+
 pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<()> {
     let out = &settings.out;
     let (text, dit, vae) = (parameters(&out.join("text_encoder")), parameters(&out.join("transformer")), parameters(&out.join("vae")));
@@ -110,7 +159,9 @@ pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<
         })
         .collect();
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
-    let vae_config: WanVaeConfig = ComponentFolder::open(&out.join("vae")).and_then(|folder| folder.config()).map_err(std::io::Error::other)?;
+    let vae_config: WanVaeConfig = component_config(&out.join("vae"))?;
+    let dit_config: WanTransformerConfig = component_config(&out.join("transformer"))?;
+    let earlier_runs = settings.from.as_deref().map(training_runs).unwrap_or_default();
     let card = format!(
         "# reel demo model\n\n\
 A small text-to-video model trained by reel (`reel train`) on a procedural world of coloured shapes,\n\
@@ -120,7 +171,7 @@ published Wan checkpoints.\n\n\
 ## Components\n\n\
 | component | class | parameters |\n| --- | --- | --- |\n\
 | text_encoder | UMT5EncoderModel (2 layers, d_model 64) with a word-level tokenizer | {text} |\n\
-| transformer | WanTransformer3DModel (4 layers, 4 heads of 32, patch 1x2x2) | {dit} |\n\
+| transformer | WanTransformer3DModel ({layers} layers, {heads} heads of {head_dim}, patch {patch}) | {dit} |\n\
 | vae | AutoencoderKLWan (Wan 2.1 style, {vae_width}, 4x in space and time, {latent_channels} latent channels) | {vae} |\n\
 | scheduler | UniPCMultistepScheduler, flow prediction, shift {shift} | |\n\n\
 Videos: 17 frames of 64x64 at 8 fps (`reel.json` holds these defaults, {steps} steps, guidance {guidance}).\n\n\
@@ -133,7 +184,7 @@ dropped (empty prompt) for classifier-free guidance. These combinations never oc
 {held_cs}; and {held_sm}.\n\n\
 ## Training\n\n\
 Seed {seed}. VAE: {vae_recipe}.\n\
-{transformer_recipe}{continued}On a 2-core CPU:\n\n{stages}\n\
+{transformer_recipe}{continued}On a 2-core CPU:\n\n{stages}\n{earlier}\
 ## Evaluation\n\n\
 `reel eval demo --count {cases}`: {cases} prompts with held-out combinations; objects are found by colour\n\
 in the generated frames and scored against the prompt.\n\n\
@@ -142,22 +193,14 @@ in the generated frames and scored against the prompt.\n\n\
 | motion direction | {motion} | {t_motion} |\n| camera move | {camera} | |\n| frame-to-frame consistency | {consistency} | |\n\n\
 Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CPU).\n",
         continued = match &settings.from {
-            Some(from) => format!(
-                "This run continued an earlier checkpoint ({}): {} and its transformer and text encoder \
-                 {}. {}",
-                from.display(),
-                match &settings.vae_from {
-                    Some(_) if settings.vae_decoder_width.is_some() => "its VAE's decoder was replaced by the new one trained above, its encoder and normalisation were kept,",
-                    Some(_) if settings.vae_decoder_only => "its VAE's decoder was fine-tuned as above, its encoder and normalisation were kept,",
-                    Some(_) => "its VAE was fine-tuned as above, its latent normalisation recomputed,",
-                    None if settings.new_vae => "its VAE was replaced by the one trained above,",
-                    None => "its VAE and normalisation were kept",
-                },
-                if settings.transformer_steps == 0 { "were kept".to_string() } else { format!("were trained for the steps below, at a peak learning rate of {}", settings.transformer_lr) },
-                earlier_training(from).map(|text| format!("That checkpoint's own training:\n\n> {}\n\n", text.replace('\n', "\n> "))).unwrap_or_default()
-            ),
+            Some(from) => continued_sentence(settings, from, earlier_runs.len(), component_config::<WanTransformerConfig>(&from.join("transformer"))?.num_layers, dit_config.num_layers),
             None => String::new(),
         },
+        earlier = if earlier_runs.is_empty() { String::new() } else { earlier_runs_section(&earlier_runs) },
+        layers = dit_config.num_layers,
+        heads = dit_config.num_attention_heads,
+        head_dim = dit_config.attention_head_dim,
+        patch = dit_config.patch_size.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("x"),
         vae_width = vae_width(&vae_config),
         latent_channels = vae_config.z_dim,
         shift = crate::model::FLOW_SHIFT,
@@ -212,13 +255,39 @@ mod tests {
     }
 
     #[test]
-    fn a_continued_card_quotes_the_earlier_training_section() {
+    fn a_continued_card_says_what_the_run_kept_and_grew() {
+        let mut settings = TrainSettings::new("out".into(), "work".into());
+        settings.transformer_lr = 2e-4;
+        let grown = continued_sentence(&settings, Path::new("earlier"), 3, 4, 6);
+        assert!(grown.starts_with("This run continued the checkpoint made by run 3 below (read from earlier)"), "{grown}");
+        assert!(grown.contains("its VAE and normalisation were kept and its transformer, grown from 4 to 6 layers"), "{grown}");
+        assert!(grown.contains("were trained for the steps below, at a peak learning rate of 0.0002"), "{grown}");
+        let kept = continued_sentence(&settings, Path::new("earlier"), 0, 4, 4);
+        assert!(kept.starts_with("This run continued the checkpoint in earlier:"), "{kept}");
+        assert!(!kept.contains("grown"), "{kept}");
+    }
+
+    /// A continued card lists the runs of the checkpoint it continued after its own, flat and
+    /// newest first, so that a chain of continuations reads as a list rather than nested quotes.
+    #[test]
+    fn a_continued_card_lists_the_runs_before_it() {
         let dir = std::env::temp_dir().join(format!("reel-card-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("README.md"), "# m\n\n## Data\n\nclips\n\n## Training\n\nSeed 3. VAE: 10 steps.\n\n- vae: 10 steps\n\n## Evaluation\n\nscores\n").unwrap();
-        assert_eq!(earlier_training(&dir).as_deref(), Some("Seed 3. VAE: 10 steps.\n\n- vae: 10 steps"));
+        let card = |training: &str| format!("# m\n\n## Data\n\nclips\n\n## Training\n\n{training}\n## Evaluation\n\nscores\n");
+        std::fs::write(dir.join("README.md"), card("Seed 3. VAE: 10 steps.\n\n- vae: 10 steps\n")).unwrap();
+        assert_eq!(training_runs(&dir), vec!["Seed 3. VAE: 10 steps.\n\n- vae: 10 steps".to_string()]);
+
+        let earlier = vec!["Run two's text.\n\n- transformer: 5 steps".to_string(), "Run one's text.".to_string()];
+        let section = earlier_runs_section(&earlier);
+        assert!(section.find("#### Run 2").unwrap() < section.find("#### Run 1").unwrap(), "{section}");
+        std::fs::write(dir.join("README.md"), card(&format!("Run three's text.\n\n- transformer: 7 steps\n\n{section}"))).unwrap();
+        assert_eq!(
+            training_runs(&dir),
+            vec!["Run three's text.\n\n- transformer: 7 steps".to_string(), earlier[0].clone(), earlier[1].clone()]
+        );
+
         std::fs::write(dir.join("README.md"), "# m\n\nno sections\n").unwrap();
-        assert_eq!(earlier_training(&dir), None);
+        assert!(training_runs(&dir).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

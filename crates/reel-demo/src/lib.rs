@@ -8,6 +8,7 @@ pub mod caption;
 pub mod card;
 pub mod continuity;
 pub mod eval;
+pub mod grow;
 pub mod model;
 pub mod params;
 pub mod rng;

@@ -27,11 +27,14 @@ pub fn text_encoder_config(vocab_size: usize) -> Umt5Config {
     .expect("valid UMT5 config")
 }
 
-pub fn transformer_config() -> WanTransformerConfig {
+/// Transformer blocks of a demo model trained from scratch (`reel train --transformer-layers` changes it).
+pub const TRANSFORMER_LAYERS: usize = 4;
+
+pub fn transformer_config(layers: usize) -> WanTransformerConfig {
     serde_json::from_value(json!({
         "patch_size": [1, 2, 2], "num_attention_heads": 4, "attention_head_dim": 32,
         "in_channels": LATENT_CHANNELS, "out_channels": LATENT_CHANNELS, "text_dim": 64, "freq_dim": 64,
-        "ffn_dim": 512, "num_layers": 4, "cross_attn_norm": true, "qk_norm": "rms_norm_across_heads",
+        "ffn_dim": 512, "num_layers": layers, "cross_attn_norm": true, "qk_norm": "rms_norm_across_heads",
         "eps": 1e-6, "rope_max_seq_len": 1024
     }))
     .expect("valid transformer config")
@@ -65,6 +68,13 @@ pub fn generation_defaults() -> serde_json::Value {
     })
 }
 
+/// Writes the VAE's config alone (its latent normalisation is known only once the pool is encoded).
+pub fn write_vae_config(dir: &Path, vae: &WanVaeConfig) -> std::io::Result<()> {
+    let mut value = serde_json::to_value(vae)?;
+    value["_class_name"] = json!("AutoencoderKLWan");
+    write_json(&dir.join("vae/config.json"), &value)
+}
+
 fn write_json(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -74,7 +84,12 @@ fn write_json(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
 
 /// Writes everything but the weights and the tokenizer: model index, component configs,
 /// scheduler and generation defaults.
-pub fn write_configs(dir: &Path, text_encoder: &Umt5Config, vae: &WanVaeConfig) -> std::io::Result<()> {
+pub fn write_configs(
+    dir: &Path,
+    text_encoder: &Umt5Config,
+    transformer: &WanTransformerConfig,
+    vae: &WanVaeConfig,
+) -> std::io::Result<()> {
     write_json(
         &dir.join("model_index.json"),
         &json!({
@@ -89,12 +104,10 @@ pub fn write_configs(dir: &Path, text_encoder: &Umt5Config, vae: &WanVaeConfig) 
             "vae": ["diffusers", "AutoencoderKLWan"]
         }),
     )?;
-    let mut transformer = serde_json::to_value(transformer_config())?;
+    let mut transformer = serde_json::to_value(transformer)?;
     transformer["_class_name"] = json!("WanTransformer3DModel");
     write_json(&dir.join("transformer/config.json"), &transformer)?;
-    let mut vae_value = serde_json::to_value(vae)?;
-    vae_value["_class_name"] = json!("AutoencoderKLWan");
-    write_json(&dir.join("vae/config.json"), &vae_value)?;
+    write_vae_config(dir, vae)?;
     let mut text = json!({
         "architectures": ["UMT5EncoderModel"], "model_type": "umt5",
         "vocab_size": text_encoder.vocab_size, "d_model": text_encoder.d_model, "d_kv": text_encoder.d_kv,

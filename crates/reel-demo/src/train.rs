@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
-use reel_models::wan::{WanTransformer, WanVae, WanVaeConfig};
+use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
 
 use crate::caption::{caption, vocabulary};
@@ -102,6 +102,9 @@ pub struct TrainSettings {
     /// Decay of the moving average of the transformer's and text encoder's weights that the
     /// checkpoint holds (0: the last step's weights).
     pub transformer_ema: f64,
+    /// Transformer blocks: of a new transformer, or of one grown from `from`'s shallower one (see
+    /// [`crate::grow`]); `None` keeps `from`'s depth, or [`model::TRANSFORMER_LAYERS`] for a new one.
+    pub transformer_layers: Option<usize>,
     /// A demo checkpoint to continue from: its transformer and text encoder are trained further, and
     /// its VAE kept unless `vae_from` is given too.
     pub from: Option<PathBuf>,
@@ -124,6 +127,7 @@ impl TrainSettings {
             transformer_batch: 16,
             transformer_lr: 5e-4,
             transformer_ema: 0.999,
+            transformer_layers: None,
             from: None,
         }
     }
@@ -186,13 +190,15 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     if settings.transformer_steps == 0 && settings.from.is_none() {
         return Err("no transformer steps leaves the transformer untrained; give more steps, or --from a checkpoint whose transformer to keep".into());
     }
+    let (trained_layers, layers) = transformer_depth(settings)?;
+    let transformer_config = model::transformer_config(layers);
     let vae_kept = settings.from.is_some() && settings.vae_from.is_none() && !settings.new_vae;
     // A VAE whose decoder alone is trained keeps its encoder, so its latents and their normalisation.
     let latents_kept = vae_kept || settings.vae_decoder_only;
     match &settings.from {
         Some(from) if vae_kept => {
             let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
-            model::write_configs(&settings.out, &text_config, &vae)?;
+            model::write_configs(&settings.out, &text_config, &transformer_config, &vae)?;
             let weights = "vae/diffusion_pytorch_model.safetensors";
             if from.join(weights).canonicalize()? != settings.out.join(weights).canonicalize().unwrap_or_default() {
                 std::fs::copy(from.join(weights), settings.out.join(weights))?;
@@ -207,12 +213,12 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
                 }
                 _ => model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]),
             };
-            model::write_configs(&settings.out, &text_config, &vae)?;
+            model::write_configs(&settings.out, &text_config, &transformer_config, &vae)?;
             train_vae(settings, &vae, &mut log, on_event)?;
         }
     }
     let (pool, scenes) = encode_pool(settings, latents_kept, on_event)?;
-    train_transformer(settings, &pool, &scenes, &mut log, on_event)?;
+    train_transformer(settings, &transformer_config, trained_layers, &pool, &scenes, &mut log, on_event)?;
 
     // Score the result on held-out prompts and describe it in a model card.
     let cases = held_out_cases(EVAL_CASES, 0);
@@ -224,6 +230,31 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
     std::fs::write(settings.work.join("eval.json"), serde_json::to_string_pretty(&report)?)?;
     write_card(settings, &report)?;
     Ok(())
+}
+
+/// The depth of the transformer this run starts from (`from`'s; 0 for a new one) and of the one it
+/// trains.
+fn transformer_depth(settings: &TrainSettings) -> Result<(usize, usize)> {
+    let Some(from) = &settings.from else {
+        let layers = settings.transformer_layers.unwrap_or(model::TRANSFORMER_LAYERS);
+        if layers == 0 {
+            return Err("a transformer needs at least one layer (--transformer-layers)".into());
+        }
+        return Ok((0, layers));
+    };
+    let trained = ComponentFolder::open(&from.join("transformer"))?.config::<WanTransformerConfig>()?.num_layers;
+    let layers = settings.transformer_layers.unwrap_or(trained);
+    if layers < trained {
+        return Err(format!(
+            "--transformer-layers {layers} is fewer than the {trained} layers of {}'s transformer; a trained transformer can grow deeper, not shallower",
+            from.display()
+        )
+        .into());
+    }
+    if layers > trained && settings.transformer_steps == 0 {
+        return Err("a grown transformer's new layers start as copies that do nothing; give --transformer-steps to train them".into());
+    }
+    Ok((trained, layers))
 }
 
 /// Trains a VAE of `config` (its latent normalisation is set afterwards, from the encoded pool).
@@ -342,7 +373,7 @@ fn object_pixel_weights(video: &Tensor) -> Result<Tensor> {
 /// The VAE's training in words, for the model card.
 pub fn vae_recipe(settings: &TrainSettings) -> String {
     if settings.from.is_some() && settings.vae_from.is_none() && !settings.new_vae {
-        return "kept from the earlier checkpoint (see its training below)".to_string();
+        return "kept from the earlier checkpoint (see the runs below)".to_string();
     }
     let total = settings.vae_steps;
     let mut phases = Vec::new();
@@ -425,9 +456,7 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
     let std = channels_last.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?.sqrt()?;
     let mean_v: Vec<f64> = mean.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| v as f64).collect();
     let std_v: Vec<f64> = std.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| v as f64).collect();
-    let text_config = model::text_encoder_config(vocabulary().len() + 3);
-    let vae_config = model::vae_config(mean_v, std_v);
-    model::write_configs(&settings.out, &text_config, &vae_config)?;
+    model::write_vae_config(&settings.out, &model::vae_config(mean_v, std_v))?;
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
     Ok((vae.normalize(&raw)?, scenes))
 }
@@ -467,8 +496,12 @@ fn draw_given_frames(rng: &mut Rng) -> usize {
     0
 }
 
+/// Trains a transformer of `config` and the text encoder; one continued from `settings.from`
+/// (of `trained_layers` blocks) is grown to `config`'s depth first.
 fn train_transformer(
     settings: &TrainSettings,
+    config: &WanTransformerConfig,
+    trained_layers: usize,
     pool: &Tensor,
     scenes: &[Scene],
     log: &mut Log,
@@ -479,7 +512,7 @@ fn train_transformer(
     let dit_params = Params::new(settings.seed ^ 0xd17);
     let text_config = model::text_encoder_config(vocabulary().len() + 3);
     let encoder = Umt5Encoder::new(&text_config, text_params.var_builder())?;
-    let transformer = WanTransformer::new(&model::transformer_config(), dit_params.var_builder())?;
+    let transformer = WanTransformer::new(config, dit_params.var_builder())?;
     // One optimiser over both models: their names do not collide (`encoder.*`/`shared.*` vs the
     // transformer's), so they share one parameter set for saving and stepping.
     let joint = Params::new(0);
@@ -492,11 +525,22 @@ fn train_transformer(
     let mut optimizer = AdamW::new(joint.clone(), 0.01);
     let mut ema = Ema::new(settings.transformer_ema);
     if state.exists() {
+        let saved = candle_core::safetensors::load(&state, &Device::Cpu)?;
+        let saved_layers = (0..).take_while(|block| saved.contains_key(&format!("dit.blocks.{block}.scale_shift_table"))).count();
+        if saved_layers != config.num_layers {
+            return Err(format!(
+                "{} holds a transformer of {saved_layers} layers, not {}: resume with the --transformer-layers the run started with, or use a new --work folder",
+                state.display(),
+                config.num_layers
+            )
+            .into());
+        }
         ema.restore(&optimizer.restore(&state)?);
     } else if let Some(from) = &settings.from {
         let load = |path: PathBuf| candle_core::safetensors::load(&path, &Device::Cpu);
         text_params.restore(&load(from.join("text_encoder/model.safetensors"))?)?;
-        dit_params.restore(&load(from.join("transformer/diffusion_pytorch_model.safetensors"))?)?;
+        let trained = load(from.join("transformer/diffusion_pytorch_model.safetensors"))?;
+        dit_params.restore(&crate::grow::grow_blocks(&trained, trained_layers, config.num_layers)?)?;
     }
     let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
     let (_, _, latent_frames, latent_height, latent_width) = pool.dims5()?;
@@ -679,6 +723,34 @@ mod tests {
         let video = clips_tensor(&[Scene::random(&mut Rng::new(5), Split::Train)], 5)?.narrow(3, 16, 16)?.narrow(4, 16, 16)?;
         let decoded = vae.decode_unclamped(&vae.encode(&video, None)?.mean, None, &mut |_, _| {})?;
         assert_eq!(decoded.dims(), video.dims());
+        Ok(())
+    }
+
+    /// A continued transformer keeps its depth or grows deeper (with steps to train the new layers),
+    /// never shallower; a new one gets the asked depth, at least one layer.
+    #[test]
+    fn the_transformer_depth_follows_the_checkpoint_and_the_asked_layers() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let vae = model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]);
+        model::write_configs(dir.path(), &model::text_encoder_config(40), &model::transformer_config(4), &vae)?;
+        // The folder is read as a checkpoint component, which holds weights.
+        let weights = HashMap::from([("proj_out.bias".to_string(), Tensor::ones(8, DType::F32, &Device::Cpu)?)]);
+        candle_core::safetensors::save(&weights, dir.path().join("transformer/diffusion_pytorch_model.safetensors"))?;
+        let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
+        assert_eq!(transformer_depth(&settings)?, (0, model::TRANSFORMER_LAYERS));
+        settings.transformer_layers = Some(0);
+        assert!(transformer_depth(&settings).unwrap_err().to_string().contains("at least one layer"));
+
+        settings.from = Some(dir.path().to_path_buf());
+        settings.transformer_layers = None;
+        assert_eq!(transformer_depth(&settings)?, (4, 4));
+        settings.transformer_layers = Some(6);
+        assert_eq!(transformer_depth(&settings)?, (4, 6));
+        settings.transformer_layers = Some(3);
+        assert!(transformer_depth(&settings).unwrap_err().to_string().contains("fewer than the 4 layers"));
+        settings.transformer_layers = Some(6);
+        settings.transformer_steps = 0;
+        assert!(transformer_depth(&settings).unwrap_err().to_string().contains("--transformer-steps"));
         Ok(())
     }
 

@@ -41,7 +41,7 @@ fn vae_parameters_are_live() {
 #[test]
 fn transformer_and_text_encoder_parameters_are_live() {
     let params = Params::new(2);
-    let transformer = WanTransformer::new(&model::transformer_config(), params.var_builder()).unwrap();
+    let transformer = WanTransformer::new(&model::transformer_config(model::TRANSFORMER_LAYERS), params.var_builder()).unwrap();
     let latents = Tensor::randn(0f32, 1.0, (1, 8, 2, 4, 4), &Device::Cpu).unwrap();
     let context = Tensor::randn(0f32, 1.0, (1, 5, 64), &Device::Cpu).unwrap();
     let t = Tensor::new(&[500f32], &Device::Cpu).unwrap();

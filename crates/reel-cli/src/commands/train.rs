@@ -55,6 +55,11 @@ pub struct TrainArgs {
     /// checkpoint is written with; 0 writes the last step's weights [default: 0.999]
     #[arg(long, value_name = "DECAY")]
     transformer_ema: Option<f64>,
+    /// Transformer layers: of a new transformer, or, with --from, a deeper one grown from that
+    /// checkpoint's (each new layer a copy of the one before it that starts by adding nothing)
+    /// [default: the checkpoint's, or 4]
+    #[arg(long, value_name = "LAYERS")]
+    transformer_layers: Option<usize>,
     /// Continue from this demo checkpoint: train its transformer and text encoder further, and keep its
     /// VAE unless --vae-from is given
     #[arg(long, value_name = "DIR")]
@@ -78,6 +83,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
     settings.transformer_ema = args.transformer_ema.unwrap_or(settings.transformer_ema);
+    settings.transformer_layers = args.transformer_layers;
     settings.from = args.from.clone();
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
     anyhow::ensure!(settings.vae_steps > 0, "--vae-steps must be positive");
