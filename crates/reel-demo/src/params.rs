@@ -178,10 +178,9 @@ impl AdamW {
         candle_core::safetensors::save(&tensors, path)
     }
 
-    /// Restores what [`AdamW::save`] wrote; returns all the file's tensors (the extras among them).
-    pub fn restore(&mut self, path: &Path) -> Result<HashMap<String, Tensor>> {
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
-        self.params.restore(&tensors)?;
+    /// Restores what [`AdamW::save`] wrote, as loaded from its file (the extras are left to their owners).
+    pub fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        self.params.restore(tensors)?;
         self.moments.clear();
         for (name, _) in self.params.vars() {
             if let (Some(m), Some(v)) = (tensors.get(&format!("adam.m.{name}")), tensors.get(&format!("adam.v.{name}"))) {
@@ -189,7 +188,7 @@ impl AdamW {
             }
         }
         self.step = tensors.get("adam.step").map(|t| t.to_vec1::<u32>().map(|s| s[0] as usize)).transpose()?.unwrap_or(0);
-        Ok(tensors)
+        Ok(())
     }
 }
 

@@ -264,7 +264,7 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
     let (params, vae) = vae_to_train(settings, config)?;
     let mut optimizer = AdamW::new(trained_vae_params(&params, settings.vae_decoder_only), 0.0);
     if state.exists() {
-        optimizer.restore(&state)?;
+        optimizer.restore(&candle_core::safetensors::load(&state, &Device::Cpu)?)?;
     }
     let total = settings.vae_steps;
     on_event(TrainEvent::Stage { name: "vae", total, done: optimizer.step.min(total) });
@@ -535,7 +535,8 @@ fn train_transformer(
             )
             .into());
         }
-        ema.restore(&optimizer.restore(&state)?);
+        optimizer.restore(&saved)?;
+        ema.restore(&saved);
     } else if let Some(from) = &settings.from {
         let load = |path: PathBuf| candle_core::safetensors::load(&path, &Device::Cpu);
         text_params.restore(&load(from.join("text_encoder/model.safetensors"))?)?;
