@@ -484,6 +484,11 @@ fn object_masks(scenes: &[Scene], latent_frames: usize, latent_height: usize, la
     Ok(Tensor::from_vec(values, (scenes.len(), 1, latent_frames, latent_height, latent_width), &Device::Cpu)?)
 }
 
+/// The share of training clips whose first `given` latent frames are given.
+pub fn given_frames_share(given: usize) -> f32 {
+    GIVEN_FRAMES.iter().find(|(frames, _)| *frames == given).map_or(0.0, |(_, share)| *share)
+}
+
 /// How many of a clip's first latent frames are given, drawn by [`GIVEN_FRAMES`].
 fn draw_given_frames(rng: &mut Rng) -> usize {
     let mut u = rng.f32();
