@@ -12,6 +12,7 @@ pub mod grow;
 pub mod model;
 pub mod params;
 pub mod rng;
+pub mod shards;
 pub mod tokenizer;
 pub mod train;
 pub mod world;

@@ -18,11 +18,12 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
 use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
@@ -33,6 +34,7 @@ use crate::eval::{evaluate, held_out_cases, model_generator};
 use crate::model::{self, LATENT_CHANNELS, MAX_SEQUENCE_LENGTH};
 use crate::params::{learning_rate, AdamW, Ema, Params};
 use crate::rng::Rng;
+use crate::shards::{default_shards, sharded_backward};
 use crate::tokenizer::write_tokenizer;
 use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
 
@@ -174,8 +176,9 @@ impl Log {
     }
 }
 
-/// Runs (or resumes) all stages and writes the checkpoint to `settings.out`.
-pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
+/// Runs (or resumes) the training stages and writes the checkpoint to `settings.out`; then
+/// [`score_and_describe`] scores it and writes its model card.
+pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
     std::fs::create_dir_all(&settings.work)?;
     std::fs::create_dir_all(&settings.out)?;
     let mut log = Log::open(&settings.work)?;
@@ -218,9 +221,11 @@ pub fn train(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> 
         }
     }
     let (pool, scenes) = encode_pool(settings, latents_kept, on_event)?;
-    train_transformer(settings, &transformer_config, trained_layers, &pool, &scenes, &mut log, on_event)?;
+    train_transformer(settings, &transformer_config, trained_layers, &pool, &scenes, &mut log, on_event)
+}
 
-    // Score the result on held-out prompts and describe it in a model card.
+/// Scores the trained checkpoint on held-out prompts and describes it in a model card.
+pub fn score_and_describe(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
     let cases = held_out_cases(EVAL_CASES, 0);
     on_event(TrainEvent::Stage { name: "evaluate", total: cases.len(), done: 0 });
     let mut generate = model_generator(&settings.out, None)?;
@@ -262,7 +267,9 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
     let state = settings.work.join("vae.state.safetensors");
     let weights = settings.out.join("vae/diffusion_pytorch_model.safetensors");
     let (params, vae) = vae_to_train(settings, config)?;
-    let mut optimizer = AdamW::new(trained_vae_params(&params, settings.vae_decoder_only), 0.0);
+    let trained = trained_vae_params(&params, settings.vae_decoder_only);
+    let trained_vars: Vec<Var> = trained.vars().into_iter().map(|(_, var)| var).collect();
+    let mut optimizer = AdamW::new(trained, 0.0);
     if state.exists() {
         optimizer.restore(&candle_core::safetensors::load(&state, &Device::Cpu)?)?;
     }
@@ -283,8 +290,10 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
             })
             .collect::<Result<Vec<_>>>()?;
         let video = Tensor::cat(&crops, 0)?;
-        let loss = vae_loss(&vae, &video, &mut rng, settings.vae_decoder_only)?;
-        let grads = loss.backward()?;
+        let clips = VaeBatch::new(video, config, &mut rng)?;
+        let (value, grads) = sharded_backward(batch, default_shards(batch), &trained_vars, |shard| {
+            clips.loss(&vae, shard, settings.vae_decoder_only)
+        })?;
         // Each phase has its own warm-up and decay; the later ones start from a lower peak.
         let lr = if phase_start == 0 {
             learning_rate(settings.vae_lr, step, phase_end, 50)
@@ -292,7 +301,6 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
             learning_rate(settings.vae_lr * 0.5, step - phase_start, phase_end - phase_start, 20)
         };
         let grad_norm = optimizer.step(&grads, lr)?;
-        let value = loss.to_scalar::<f32>()? as f64;
         log.write("vae", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
             "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "vae", step: step + 1, total, loss: value });
@@ -338,23 +346,44 @@ fn is_decoder_param(name: &str) -> bool {
     name.starts_with("decoder.") || name.starts_with("post_quant_conv.")
 }
 
-/// The VAE's loss on a batch of clips in [-1, 1]: reconstruction (L1 + L2, object pixels weighted up)
-/// of a latent drawn from the posterior, plus a light KL term. With `decoder_only` the
-/// posterior is a constant, so no gradient reaches the encoder.
-fn vae_loss(vae: &WanVae, video: &Tensor, rng: &mut Rng, decoder_only: bool) -> Result<Tensor> {
-    let posterior = vae.encode(video, None)?;
-    let (mean, logvar) = if decoder_only { (posterior.mean.detach(), posterior.logvar.detach()) } else { (posterior.mean, posterior.logvar) };
-    let noise: Vec<f32> = (0..mean.elem_count()).map(|_| rng.normal()).collect();
-    let noise = Tensor::from_vec(noise, mean.shape(), &Device::Cpu)?;
-    let z = (&mean + ((&logvar * 0.5)?.exp()? * noise)?)?;
-    let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
-    let diff = (recon - video)?;
-    let per_pixel = (diff.abs()? + diff.sqr()?)?.mean_keepdim(1)?;
-    let weights = object_pixel_weights(video)?;
-    let reconstruction = ((per_pixel * &weights)?.sum_all()? / weights.sum_all()?.to_scalar::<f32>()? as f64)?;
-    let variance_terms = ((mean.sqr()? + logvar.exp()?)? - 1.0)?;
-    let kl = ((variance_terms - &logvar)?.mean_all()? * 0.5)?;
-    Ok((reconstruction + (kl * KL_WEIGHT)?)?)
+/// A VAE training batch: clips in [-1, 1], their pixels' loss weights and the noise that draws each
+/// clip's latent from its posterior (drawn for the whole batch, so that a step's draws do not depend
+/// on how it is split into shards).
+struct VaeBatch {
+    video: Tensor,
+    weights: Tensor,
+    total_weight: f64,
+    noise: Tensor,
+}
+
+impl VaeBatch {
+    fn new(video: Tensor, config: &WanVaeConfig, rng: &mut Rng) -> Result<Self> {
+        let (clips, _, frames, height, width) = video.dims5()?;
+        let (temporal, spatial) = (config.scale_factor_temporal, config.scale_factor_spatial);
+        let latent_shape = (clips, config.z_dim, (frames - 1) / temporal + 1, height / spatial, width / spatial);
+        let noise: Vec<f32> = (0..latent_shape.0 * latent_shape.1 * latent_shape.2 * latent_shape.3 * latent_shape.4).map(|_| rng.normal()).collect();
+        let weights = object_pixel_weights(&video)?;
+        let total_weight = weights.sum_all()?.to_scalar::<f32>()? as f64;
+        Ok(Self { noise: Tensor::from_vec(noise, latent_shape, &Device::Cpu)?, video, weights, total_weight })
+    }
+
+    /// The share of `clips` in the batch's loss: reconstruction (L1 + L2, object pixels weighted
+    /// up) of a latent drawn from the posterior, plus a light KL term; both normalised by the whole
+    /// batch. With `decoder_only` the posterior is a constant, so no gradient reaches the encoder.
+    fn loss(&self, vae: &WanVae, clips: Range<usize>, decoder_only: bool) -> Result<Tensor> {
+        let shard = |t: &Tensor| t.narrow(0, clips.start, clips.len());
+        let video = shard(&self.video)?;
+        let posterior = vae.encode(&video, None)?;
+        let (mean, logvar) = if decoder_only { (posterior.mean.detach(), posterior.logvar.detach()) } else { (posterior.mean, posterior.logvar) };
+        let z = (&mean + ((&logvar * 0.5)?.exp()? * shard(&self.noise)?)?)?;
+        let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
+        let diff = (recon - video)?;
+        let per_pixel = (diff.abs()? + diff.sqr()?)?.mean_keepdim(1)?;
+        let reconstruction = ((per_pixel * shard(&self.weights)?)?.sum_all()? / self.total_weight)?;
+        let variance_terms = ((mean.sqr()? + logvar.exp()?)? - 1.0)?;
+        let kl = ((variance_terms - &logvar)?.sum_all()? * (0.5 / self.noise.elem_count() as f64))?;
+        Ok((reconstruction + (kl * KL_WEIGHT)?)?)
+    }
 }
 
 /// Per pixel of (clips, 3, frames, height, width) clips in [-1, 1]: 1 + [`VAE_OBJECT_WEIGHT`] on
@@ -527,6 +556,7 @@ fn train_transformer(
     for (name, var) in dit_params.vars() {
         joint.insert(format!("dit.{name}"), var);
     }
+    let joint_vars: Vec<Var> = joint.vars().into_iter().map(|(_, var)| var).collect();
     let mut optimizer = AdamW::new(joint.clone(), 0.01);
     let mut ema = Ema::new(settings.transformer_ema);
     if state.exists() {
@@ -599,19 +629,23 @@ fn train_transformer(
         }
         let ids = Tensor::from_vec(ids, (batch, MAX_SEQUENCE_LENGTH), &Device::Cpu)?;
         let mask = Tensor::from_vec(mask, (batch, MAX_SEQUENCE_LENGTH), &Device::Cpu)?;
-        // As the pipeline: the encoder's output for the prompt's tokens, zeros after them.
-        let hidden = encoder.forward(&ids, &mask)?;
-        let context = hidden.broadcast_mul(&mask.to_dtype(DType::F32)?.unsqueeze(2)?)?;
-        let prediction = transformer.forward(&noisy, &timesteps, &context)?;
         // Squared error per latent cell, weighted towards objects, over the denoised frames.
         let weights = loss_weights.index_select(&picked, 0)?.broadcast_mul(&denoised)?;
-        let per_cell = (prediction - target)?.sqr()?.mean_keepdim(1)?;
-        let loss = ((per_cell * &weights)?.sum_all()? / weights.sum_all()?.to_scalar::<f32>()? as f64)?;
-        let grads = loss.backward()?;
+        let total_weight = weights.sum_all()?.to_scalar::<f32>()? as f64;
+        let shard_loss = |clips: Range<usize>| -> Result<Tensor> {
+            let shard = |t: &Tensor| t.narrow(0, clips.start, clips.len());
+            let mask = shard(&mask)?;
+            // As the pipeline: the encoder's output for the prompt's tokens, zeros after them.
+            let hidden = encoder.forward(&shard(&ids)?, &mask)?;
+            let context = hidden.broadcast_mul(&mask.to_dtype(DType::F32)?.unsqueeze(2)?)?;
+            let prediction = transformer.forward(&shard(&noisy)?, &shard(&timesteps)?, &context)?;
+            let per_cell = (prediction - shard(&target)?)?.sqr()?.mean_keepdim(1)?;
+            Ok(((per_cell * shard(&weights)?)?.sum_all()? / total_weight)?)
+        };
+        let (value, grads) = sharded_backward(batch, default_shards(batch), &joint_vars, shard_loss)?;
         let lr = learning_rate(settings.transformer_lr, step, total, 100);
         let grad_norm = optimizer.step(&grads, lr)?;
         ema.update(&joint, step)?;
-        let value = loss.to_scalar::<f32>()? as f64;
         log.write("transformer", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
             "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "transformer", step: step + 1, total, loss: value });
@@ -671,7 +705,8 @@ mod tests {
     #[test]
     fn decoder_only_vae_training_leaves_the_encoder_alone() -> Result<()> {
         let params = Params::new(3);
-        let vae = WanVae::new(&model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]), params.var_builder())?;
+        let config = model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]);
+        let vae = WanVae::new(&config, params.var_builder())?;
         let trained = trained_vae_params(&params, true);
         let names: Vec<String> = trained.vars().into_iter().map(|(name, _)| name).collect();
         assert!(!names.is_empty() && names.iter().all(|n| n.starts_with("decoder.") || n.starts_with("post_quant_conv.")), "{names:?}");
@@ -679,8 +714,7 @@ mod tests {
         // Copies: the parameters' tensors share their storage with the variables the step updates.
         let before: HashMap<String, Tensor> = params.tensors().into_iter().map(|(name, t)| Ok((name, t.copy()?))).collect::<Result<_>>()?;
         let video = clips_tensor(&[Scene::random(&mut Rng::new(8), Split::Train)], 5)?.narrow(3, 16, 16)?.narrow(4, 16, 16)?;
-        let mut rng = Rng::new(9);
-        let grads = vae_loss(&vae, &video, &mut rng, true)?.backward()?;
+        let grads = VaeBatch::new(video, &config, &mut Rng::new(9))?.loss(&vae, 0..1, true)?.backward()?;
         for (name, var) in params.vars() {
             if !names.contains(&name) {
                 assert!(grads.get(var.as_tensor()).is_none(), "{name} has a gradient");

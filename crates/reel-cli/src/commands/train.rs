@@ -2,10 +2,11 @@
 //! world, resumably, with a progress bar and a loss log (`WORK/loss.jsonl`).
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use reel_demo::train::{train, TrainEvent, TrainSettings};
+use reel_demo::train::{score_and_describe, train_stages, TrainEvent, TrainSettings};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -67,6 +68,9 @@ pub struct TrainArgs {
     /// No progress bars (the loss log is still written)
     #[arg(long, short)]
     quiet: bool,
+    /// Run the training stages only, in this process as it is configured (see `run`)
+    #[arg(long, hide = true)]
+    stages_only: bool,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -95,7 +99,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     let mut bar: Option<ProgressBar> = None;
     let mut average = 0.0;
-    train(&settings, &mut |event| match event {
+    let mut show = |event| match event {
         TrainEvent::Stage { name, total, done } => {
             if let Some(bar) = bar.take() {
                 bar.finish();
@@ -124,11 +128,28 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 }
             }
         }
-    })
-    .map_err(|e| anyhow::anyhow!("training failed: {e}"))?;
+    };
+    // Training splits each batch over the cores (reel_demo::shards), which pays only with candle's
+    // element-wise thread pool off, while generating (the scoring at the end) is faster with it on;
+    // a process sets the pool once, so the stages run in a child process with it off.
+    let pool_on = std::env::var_os("CANDLE_NUM_THREADS").is_none() && candle_core::utils::get_num_threads() > 1;
+    if pool_on && !args.stages_only {
+        let status = Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .arg("--stages-only")
+            .env("CANDLE_NUM_THREADS", "1")
+            .status()?;
+        anyhow::ensure!(status.success(), "training failed ({status}; its error is above)");
+    } else {
+        train_stages(&settings, &mut show).map_err(|e| anyhow::anyhow!("training failed: {e}"))?;
+    }
+    if !args.stages_only {
+        score_and_describe(&settings, &mut show).map_err(|e| anyhow::anyhow!("scoring the trained model failed: {e}"))?;
+        println!("{}", args.out.display());
+    }
+    drop(show);
     if let Some(bar) = bar {
         bar.finish();
     }
-    println!("{}", args.out.display());
     Ok(())
 }
