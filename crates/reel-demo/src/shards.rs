@@ -12,13 +12,18 @@ use std::ops::Range;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-/// Shards that use this machine's cores: one per core candle would use, at most one per clip; one
-/// while candle's element-wise thread pool is on (shards would contend with it).
-pub fn default_shards(batch: usize) -> usize {
+/// How many shards to run at once: one per core candle would use; one while candle's element-wise
+/// thread pool is on (shards would contend with it).
+pub fn parallel_shards() -> usize {
     if candle_core::utils::barrier_pool().n_workers() > 0 {
         return 1;
     }
-    candle_core::utils::get_num_threads().clamp(1, batch.max(1))
+    candle_core::utils::get_num_threads().max(1)
+}
+
+/// Shards of a batch: [`parallel_shards`], at most one per item.
+pub fn default_shards(batch: usize) -> usize {
+    parallel_shards().clamp(1, batch.max(1))
 }
 
 /// `batch` items in `shards` contiguous ranges whose sizes differ by one at most.
@@ -34,45 +39,53 @@ pub fn ranges(batch: usize, shards: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// `work(range)` for each shard of a batch of `batch` items, all at once, each on a thread of its
+/// own inside a one-thread rayon pool (so that the parallel kernels inside it stay on its thread
+/// instead of contending); the results in shard order. One shard runs on the calling thread.
+pub fn in_parallel<T: Send, E: From<candle_core::Error> + Send>(
+    batch: usize,
+    shards: usize,
+    work: impl Fn(Range<usize>) -> std::result::Result<T, E> + Sync,
+) -> std::result::Result<Vec<T>, E> {
+    let mut ranges = ranges(batch, shards);
+    if ranges.len() == 1 {
+        return Ok(vec![work(ranges.remove(0))?]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .into_iter()
+            .map(|range| {
+                let work = &work;
+                scope.spawn(move || {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .build()
+                        .map_err(|e| candle_core::Error::Msg(format!("cannot start a worker thread: {e}")))?;
+                    pool.install(|| work(range))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
 /// The summed loss and the summed gradients (of `vars`) of `loss_of` over the shards of a batch of
-/// `batch` items. `loss_of(range)` is one shard's share of the batch's loss (normalised by the whole
-/// batch, so that the shares add up to it). With more than one shard each runs in a one-thread
-/// rayon pool, so that the parallel kernels inside it stay on its thread instead of contending.
+/// `batch` items, run [`in_parallel`]. `loss_of(range)` is one shard's share of the batch's loss
+/// (normalised by the whole batch, so that the shares add up to it).
 pub fn sharded_backward<E: From<candle_core::Error> + Send>(
     batch: usize,
     shards: usize,
     vars: &[Var],
     loss_of: impl Fn(Range<usize>) -> std::result::Result<Tensor, E> + Sync,
 ) -> std::result::Result<(f64, GradStore), E> {
-    let backward = |range: Range<usize>| -> std::result::Result<(f64, GradStore), E> {
+    let results = in_parallel(batch, shards, |range| -> std::result::Result<(f64, GradStore), E> {
         let loss = loss_of(range)?;
         let grads = loss.backward()?;
         Ok((loss.to_scalar::<f32>()? as f64, grads))
-    };
-    let mut ranges = ranges(batch, shards);
-    if ranges.len() == 1 {
-        return backward(ranges.remove(0));
-    }
-    let results: Vec<std::result::Result<(f64, GradStore), E>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .into_iter()
-            .map(|range| {
-                let backward = &backward;
-                scope.spawn(move || {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(1)
-                        .build()
-                        .map_err(|e| candle_core::Error::Msg(format!("cannot start a training thread: {e}")))?;
-                    pool.install(|| backward(range))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
+    })?;
     let mut results = results.into_iter();
-    let (mut loss, mut total) = results.next().expect("at least two shards")?;
-    for result in results {
-        let (shard_loss, mut grads) = result?;
+    let (mut loss, mut total) = results.next().expect("one result per shard, at least one shard");
+    for (shard_loss, mut grads) in results {
         loss += shard_loss;
         for var in vars {
             let Some(grad) = grads.remove(var.as_tensor()) else { continue };
@@ -105,6 +118,17 @@ mod tests {
         assert_eq!(ranges(2, 4), vec![0..1, 1..2]);
         assert_eq!(ranges(5, 1), vec![0..5]);
         assert_eq!(ranges(0, 2), vec![0..0]);
+    }
+
+    #[test]
+    fn parallel_work_comes_back_in_shard_order() -> Result<()> {
+        let items: Vec<u32> = (0..11).collect();
+        for shards in [1, 2, 3] {
+            let parts = in_parallel(items.len(), shards, |range| Ok::<_, candle_core::Error>(items[range].to_vec()))?;
+            assert_eq!(parts.len(), shards);
+            assert_eq!(parts.concat(), items, "{shards} shards");
+        }
+        Ok(())
     }
 
     /// A batch's loss and gradients come out the same split into shards as in one piece, for a

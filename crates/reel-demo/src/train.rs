@@ -34,7 +34,7 @@ use crate::eval::{evaluate, held_out_cases, model_generator};
 use crate::model::{self, LATENT_CHANNELS, MAX_SEQUENCE_LENGTH};
 use crate::params::{learning_rate, AdamW, Ema, Params};
 use crate::rng::Rng;
-use crate::shards::{default_shards, sharded_backward};
+use crate::shards::{default_shards, in_parallel, parallel_shards, sharded_backward};
 use crate::tokenizer::write_tokenizer;
 use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
 
@@ -465,10 +465,15 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
     } else {
         on_event(TrainEvent::Stage { name: "encode", total: settings.pool, done: 0 });
         let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
+        // Eight clips per shard, the shards encoded at once.
+        let shards = parallel_shards();
         let mut chunks = Vec::new();
-        for (i, batch) in scenes.chunks(8).enumerate() {
-            chunks.push(vae.encode(&clips_tensor(batch, FRAMES)?, None)?.mean);
-            on_event(TrainEvent::Step { stage: "encode", step: ((i + 1) * 8).min(settings.pool), total: settings.pool, loss: 0.0 });
+        let mut done = 0;
+        for batch in scenes.chunks(8 * shards) {
+            let encode = |clips: Range<usize>| -> Result<Tensor> { Ok(vae.encode(&clips_tensor(&batch[clips], FRAMES)?, None)?.mean) };
+            chunks.extend(in_parallel(batch.len(), batch.len().div_ceil(8), encode)?);
+            done += batch.len();
+            on_event(TrainEvent::Step { stage: "encode", step: done, total: settings.pool, loss: 0.0 });
         }
         let raw = Tensor::cat(&chunks, 0)?;
         candle_core::safetensors::save(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
