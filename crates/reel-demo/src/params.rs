@@ -37,6 +37,11 @@ impl Params {
         self.vars.lock().expect("params lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// The parameters alone, without their names (what gradients are gathered for).
+    pub fn variables(&self) -> Vec<Var> {
+        self.vars.lock().expect("params lock").values().cloned().collect()
+    }
+
     pub fn count(&self) -> usize {
         self.vars().iter().map(|(_, v)| v.elem_count()).sum()
     }

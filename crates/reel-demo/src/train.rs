@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
 use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
@@ -268,7 +268,7 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
     let weights = settings.out.join("vae/diffusion_pytorch_model.safetensors");
     let (params, vae) = vae_to_train(settings, config)?;
     let trained = trained_vae_params(&params, settings.vae_decoder_only);
-    let trained_vars: Vec<Var> = trained.vars().into_iter().map(|(_, var)| var).collect();
+    let trained_vars = trained.variables();
     let mut optimizer = AdamW::new(trained, 0.0);
     if state.exists() {
         optimizer.restore(&candle_core::safetensors::load(&state, &Device::Cpu)?)?;
@@ -561,7 +561,7 @@ fn train_transformer(
     for (name, var) in dit_params.vars() {
         joint.insert(format!("dit.{name}"), var);
     }
-    let joint_vars: Vec<Var> = joint.vars().into_iter().map(|(_, var)| var).collect();
+    let joint_vars = joint.variables();
     let mut optimizer = AdamW::new(joint.clone(), 0.01);
     let mut ema = Ema::new(settings.transformer_ema);
     if state.exists() {
