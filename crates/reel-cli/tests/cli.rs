@@ -51,6 +51,27 @@ fn generate_without_a_model_uses_the_bundled_demo_model() {
 }
 
 #[test]
+fn generate_warns_when_the_prompt_is_cut_to_fit_the_text_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |max_length: &str| {
+        let out = reel()
+            .current_dir(dir.path())
+            .env("REEL_CACHE_DIR", dir.path().join("cache"))
+            .args(["generate", "a red square moving right", "--steps", "2", "--max-sequence-length", max_length, "--quiet"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // The demo tokenizer reads one token a word, then </s>: six tokens, of which four fit.
+    let cut = run("4");
+    assert!(cut.contains("warning: the last 2 tokens of the prompt were ignored") && cut.contains("reads 4 tokens"), "{cut}");
+    let whole = run("6");
+    assert!(!whole.contains("warning"), "{whole}");
+}
+
+#[test]
 fn generate_rejects_invalid_sizes_with_the_nearest_valid_value() {
     let model = fixture("tiny-wan2.1");
     let err = stderr_of(reel().args(["generate", "x", "--frames", "10", "--height", "32", "--width", "48", "--model"]).arg(&model));

@@ -91,5 +91,10 @@ mod tests {
         // a=3 red=4 circle=5 ,=6, purple is unknown (2), then </s> (1) and padding (0).
         assert_eq!(tokens.ids, vec![3, 4, 5, 6, 2, 1, 0, 0]);
         assert_eq!(tokens.mask, vec![1, 1, 1, 1, 1, 1, 0, 0]);
+        assert_eq!(tokens.dropped, 0);
+        // Eight words and </s> in six places: five words kept, then </s>; three words dropped.
+        let tokens = tokenizer.encode("a red circle , a red circle ,", 6).unwrap();
+        assert_eq!(tokens.ids, vec![3, 4, 5, 6, 3, 1]);
+        assert_eq!(tokens.dropped, 3);
     }
 }

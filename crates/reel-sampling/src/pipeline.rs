@@ -18,7 +18,7 @@ use reel_models::weights::random_var_builder;
 use crate::checkpoint::{FrameConditioning, WanCheckpoint};
 use crate::noise::seeded_noise;
 use crate::progress::{OnProgress, Progress, Stage};
-use crate::prompt::{PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
+use crate::prompt::{EncodedPrompt, PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
 use crate::sampler::{Denoiser, Expert, Guidance};
 use crate::scheduler::{SchedulerChoice, SchedulerConfig};
 use crate::step_cache::{DenoiseStats, StepCacheSettings};
@@ -104,6 +104,27 @@ pub struct Generated {
     pub stage_seconds: Vec<(Stage, f64)>,
     /// Steps computed by the transformer and steps taken from the step cache.
     pub denoise_stats: DenoiseStats,
+    /// What of the prompts the text encoder did not read.
+    pub dropped_tokens: DroppedTokens,
+}
+
+/// Tokens cut from the end of the prompt and of the negative prompt to fit the request's
+/// `max_sequence_length`: the model never saw them. 0 when a prompt fits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedTokens {
+    pub prompt: usize,
+    pub negative_prompt: usize,
+}
+
+impl DroppedTokens {
+    /// What to tell the user when a prompt did not fit in `max_length` tokens, else None.
+    pub fn warning(&self, max_length: usize) -> Option<String> {
+        let cut = |what: &str, dropped: usize| {
+            (dropped > 0).then(|| format!("the last {dropped} tokens of the {what} were ignored: the text encoder reads {max_length} tokens (raise --max-sequence-length, or shorten the {what})"))
+        };
+        let parts: Vec<String> = [cut("prompt", self.prompt), cut("negative prompt", self.negative_prompt)].into_iter().flatten().collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 impl Generated {
@@ -337,7 +358,7 @@ impl WanPipeline {
         let guidance = Guidance { scale: request.guidance, scale_2: request.guidance_2 };
 
         let started = Instant::now();
-        let (cond, uncond) = self.encode_prompts(request, guidance.enabled(), on_progress)?;
+        let (cond, uncond, dropped_tokens) = self.encode_prompts(request, guidance.enabled(), on_progress)?;
         stage_seconds.push((Stage::EncodePrompt, started.elapsed().as_secs_f64()));
 
         let conditioning = match &request.first_frames {
@@ -371,31 +392,35 @@ impl WanPipeline {
         let started = Instant::now();
         let frames = self.decode(&latents, request, on_progress)?;
         stage_seconds.push((Stage::Decode, started.elapsed().as_secs_f64()));
-        Ok(Generated { frames, latents, stage_seconds, denoise_stats })
+        Ok(Generated { frames, latents, stage_seconds, denoise_stats, dropped_tokens })
     }
 
-    /// Prompt and (with guidance) negative-prompt embeddings, in the transformer's dtype.
+    /// Prompt and (with guidance) negative-prompt embeddings, in the transformer's dtype, and the
+    /// tokens truncation dropped from each.
     fn encode_prompts(
         &self,
         request: &GenerationRequest,
         with_negative: bool,
         on_progress: OnProgress,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    ) -> Result<(Tensor, Option<Tensor>, DroppedTokens)> {
         on_progress(Progress { stage: Stage::Load("text_encoder"), done: 0, total: 1 });
         let max_length = request.max_sequence_length;
         let total = if with_negative { 2 } else { 1 };
-        let mut encode_all = |encode: &mut dyn FnMut(&str) -> Result<Tensor>| -> Result<(Tensor, Option<Tensor>)> {
+        let mut encode_all = |encode: &mut dyn FnMut(&str) -> Result<EncodedPrompt>| -> Result<(Tensor, Option<Tensor>, DroppedTokens)> {
             on_progress(Progress { stage: Stage::Load("text_encoder"), done: 1, total: 1 });
-            let cond = encode(&request.prompt)?.to_dtype(self.dtype)?;
+            let mut dropped = DroppedTokens::default();
+            let cond = encode(&request.prompt)?;
+            dropped.prompt = cond.dropped_tokens;
             on_progress(Progress { stage: Stage::EncodePrompt, done: 1, total });
             let uncond = if with_negative {
-                let uncond = encode(&request.negative_prompt)?.to_dtype(self.dtype)?;
+                let uncond = encode(&request.negative_prompt)?;
+                dropped.negative_prompt = uncond.dropped_tokens;
                 on_progress(Progress { stage: Stage::EncodePrompt, done: 2, total });
-                Some(uncond)
+                Some(uncond.embeddings.to_dtype(self.dtype)?)
             } else {
                 None
             };
-            Ok((cond, uncond))
+            Ok((cond.embeddings.to_dtype(self.dtype)?, uncond, dropped))
         };
         match &self.source {
             Source::Checkpoint(checkpoint) => {
@@ -414,7 +439,7 @@ impl WanPipeline {
                     let ids: Vec<u32> = (0..max_length as u32).collect();
                     let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
                     let mask = ids.ones_like()?;
-                    Ok(encoder.forward(&ids, &mask)?)
+                    Ok(EncodedPrompt { embeddings: encoder.forward(&ids, &mask)?, dropped_tokens: 0 })
                 })
             }
         }

@@ -32,21 +32,24 @@ pub struct PromptEncoder {
     pub encoder: Umt5Encoder,
 }
 
+/// A prompt's embeddings, and how much of it did not fit.
+pub struct EncodedPrompt {
+    /// (1, max_length, d_model): the encoder's output for the prompt's tokens, zeros after them.
+    pub embeddings: Tensor,
+    /// Tokens cut from the prompt's end to fit `max_length` (0 when it fits).
+    pub dropped_tokens: usize,
+}
+
 impl PromptEncoder {
-    /// Embeddings (1, max_length, d_model) of one prompt: the encoder's output for the prompt's
-    /// tokens, zeros after them.
-    pub fn encode(&mut self, prompt: &str, max_length: usize) -> Result<Tensor> {
+    pub fn encode(&mut self, prompt: &str, max_length: usize) -> Result<EncodedPrompt> {
         let tokens = self.tokenizer.encode(&clean_prompt(prompt), max_length)?;
         let device: Device = self.encoder.device().clone();
         let ids = Tensor::new(tokens.ids.as_slice(), &device)?.unsqueeze(0)?;
         let mask = Tensor::new(tokens.mask.as_slice(), &device)?.unsqueeze(0)?;
         let hidden = self.encoder.forward(&ids, &mask)?;
         let length = tokens.len();
-        if length == max_length {
-            return Ok(hidden);
-        }
-        let kept = hidden.narrow(1, 0, length)?;
-        Ok(kept.pad_with_zeros(1, 0, max_length - length)?)
+        let embeddings = if length == max_length { hidden } else { hidden.narrow(1, 0, length)?.pad_with_zeros(1, 0, max_length - length)? };
+        Ok(EncodedPrompt { embeddings, dropped_tokens: tokens.dropped })
     }
 }
 

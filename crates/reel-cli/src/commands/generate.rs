@@ -264,6 +264,9 @@ fn generate_one(args: &GenerateArgs, prepared: &Prepared) -> anyhow::Result<()> 
     let mut bars = StageBars::new(args.quiet);
     let generated = pipeline.generate(request, &mut |p| bars.update(p))?;
     bars.finish();
+    if let Some(warning) = generated.dropped_tokens.warning(request.max_sequence_length) {
+        eprintln!("warning: {warning}");
+    }
 
     let video = VideoFrames::new(request.width as u32, request.height as u32, fps, generated.rgb8()?)?;
     let options = VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() };

@@ -16,6 +16,8 @@ const DEFAULT_PAD_TOKEN: &str = "<pad>";
 pub struct Tokens {
     pub ids: Vec<u32>,
     pub mask: Vec<u32>,
+    /// Tokens of the text cut off at its end to fit `max_length` (0 when it fits).
+    pub dropped: usize,
 }
 
 impl Tokens {
@@ -62,6 +64,8 @@ impl PromptTokenizer {
     /// Tokenizes `text` with the tokenizer's special tokens, truncated and padded to `max_length`.
     pub fn encode(&mut self, text: &str, max_length: usize) -> Result<Tokens> {
         let failed = |e: tokenizers::Error| ModelError::InvalidInput(format!("cannot tokenize the prompt: {e}"));
+        // The whole text first, to tell how much truncation drops.
+        let whole = self.tokenizer.with_truncation(None).map_err(failed)?.with_padding(None).encode(text, true).map_err(failed)?;
         self.tokenizer
             .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
             .map_err(failed)?
@@ -73,7 +77,8 @@ impl PromptTokenizer {
                 ..Default::default()
             }));
         let encoding = self.tokenizer.encode(text, true).map_err(failed)?;
-        Ok(Tokens { ids: encoding.get_ids().to_vec(), mask: encoding.get_attention_mask().to_vec() })
+        let kept = encoding.get_attention_mask().iter().filter(|m| **m != 0).count();
+        Ok(Tokens { ids: encoding.get_ids().to_vec(), mask: encoding.get_attention_mask().to_vec(), dropped: whole.len().saturating_sub(kept) })
     }
 }
 
