@@ -202,10 +202,7 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
         Some(from) if vae_kept => {
             let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
             model::write_configs(&settings.out, &text_config, &transformer_config, &vae)?;
-            let weights = "vae/diffusion_pytorch_model.safetensors";
-            if from.join(weights).canonicalize()? != settings.out.join(weights).canonicalize().unwrap_or_default() {
-                std::fs::copy(from.join(weights), settings.out.join(weights))?;
-            }
+            copy_weights(from, &settings.out, "vae/diffusion_pytorch_model.safetensors")?;
         }
         _ => {
             let vae = match &settings.vae_from {
@@ -220,8 +217,21 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
             train_vae(settings, &vae, &mut log, on_event)?;
         }
     }
+    if let (0, Some(from), true) = (settings.transformer_steps, &settings.from, latents_kept) {
+        // The transformer and text encoder are kept as they are: no pool of latents is needed.
+        copy_weights(from, &settings.out, "text_encoder/model.safetensors")?;
+        return copy_weights(from, &settings.out, "transformer/diffusion_pytorch_model.safetensors");
+    }
     let (pool, scenes) = encode_pool(settings, latents_kept, on_event)?;
     train_transformer(settings, &transformer_config, trained_layers, &pool, &scenes, &mut log, on_event)
+}
+
+/// Copies the file `relative` of checkpoint `from` into `out`, unless they are the same file.
+fn copy_weights(from: &Path, out: &Path, relative: &str) -> Result<()> {
+    if from.join(relative).canonicalize()? != out.join(relative).canonicalize().unwrap_or_default() {
+        std::fs::copy(from.join(relative), out.join(relative))?;
+    }
+    Ok(())
 }
 
 /// Scores the trained checkpoint on held-out prompts and describes it in a model card.
@@ -677,6 +687,36 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    /// A run that trains the bundled VAE's decoder alone, with no transformer steps, keeps the
+    /// transformer, the text encoder and the VAE's encoder as they were, and encodes no pool.
+    #[test]
+    fn a_decoder_only_run_keeps_the_rest_and_encodes_no_pool() -> Result<()> {
+        let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/demo");
+        let dir = tempfile::tempdir()?;
+        let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
+        (settings.from, settings.vae_from) = (Some(bundled.clone()), Some(bundled.clone()));
+        (settings.vae_decoder_only, settings.vae_steps, settings.transformer_steps) = (true, 1, 0);
+        train_stages(&settings, &mut |_| {})?;
+        for file in ["transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"] {
+            assert!(std::fs::read(bundled.join(file))? == std::fs::read(settings.out.join(file))?, "{file} changed");
+        }
+        let vae = "vae/diffusion_pytorch_model.safetensors";
+        let (before, after) = (candle_core::safetensors::load(bundled.join(vae), &Device::Cpu)?, candle_core::safetensors::load(settings.out.join(vae), &Device::Cpu)?);
+        let same = |name: &String| -> Result<bool> { Ok((&before[name] - &after[name])?.abs()?.max_all()?.to_scalar::<f32>()? == 0.0) };
+        let (mut encoder_kept, mut decoder_changed) = (true, false);
+        for name in before.keys() {
+            if name.starts_with("encoder.") || name.starts_with("quant_conv.") {
+                encoder_kept &= same(name)?;
+            } else if name.starts_with("decoder.") {
+                decoder_changed |= !same(name)?;
+            }
+        }
+        assert!(encoder_kept && decoder_changed, "encoder kept: {encoder_kept}, decoder changed: {decoder_changed}");
+        let pools = std::fs::read_dir(&settings.work)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("pool-"))).count();
+        assert_eq!(pools, 0, "a pool was encoded");
+        Ok(())
+    }
 
     /// Object pixels and their eight neighbours weigh 1 + VAE_OBJECT_WEIGHT, every other pixel 1.
     #[test]
