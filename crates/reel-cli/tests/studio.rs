@@ -237,6 +237,25 @@ fn bad_requests_get_the_right_errors() {
     assert!(doc["paths"]["/v1/videos/extensions"]["post"]["requestBody"].is_object());
 }
 
+#[test]
+fn a_video_whose_prompt_was_cut_to_fit_the_text_encoder_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server.key.clone().unwrap();
+    // The demo model reads 32 tokens, a token a word and </s>.
+    let long = format!("a red square moves right{}", " slowly".repeat(35));
+    let ids: Vec<String> = ["a red square moves right", long.as_str()]
+        .iter()
+        .map(|prompt| create(&server, &key, json!({"prompt": prompt, "steps": 2}))["id"].as_str().unwrap().to_string())
+        .collect();
+    wait_all_completed(&server, &key, &ids, Duration::from_secs(120));
+    let short = retrieve(&server, &key, &ids[0]);
+    assert!(short.get("warning").is_none(), "{short}");
+    let cut = retrieve(&server, &key, &ids[1]);
+    let warning = cut["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("the last 9 tokens of the prompt were ignored"), "{cut}");
+}
+
 /// A two-shot storyboard for the demo model: one narrated shot, one crossfade.
 const FILM: &str = "title: Two shots\nmodel: demo\nshots:\n  - prompt: a red square moves right over a black background\n    duration: 1\n    narration: A red square.\n  - prompt: a yellow circle bounces on a dark grey backdrop\n    duration: 1\n    transition: {crossfade: 0.25}\n";
 
@@ -299,11 +318,18 @@ fn a_storyboard_becomes_a_film_with_per_shot_status_and_reuses_unchanged_shots()
     let (status, _) = call(request("POST", &format!("{}/videos/{id}/remix", server.api()), &key).send_json(json!({"prompt": "x"})));
     assert_eq!(status, 400, "films are remade from their storyboard, not remixed");
 
-    // The same storyboard with one shot edited: the other shot comes from the cache.
-    let (_, again) = post_film(&server, &key, &FILM.replace("a yellow circle", "a pink circle"));
+    assert!(film["shots"].as_array().unwrap().iter().all(|s| s.get("warning").is_none()), "{film}");
+
+    // The same storyboard with one shot edited: the other shot comes from the cache. The edited
+    // prompt is longer than the demo model's 32 tokens: its shot says so.
+    let long_pink = format!("a pink circle{}", " slowly".repeat(30));
+    let (_, again) = post_film(&server, &key, &FILM.replace("a yellow circle", &long_pink));
     let again = wait_for_film(&server, &key, again["id"].as_str().unwrap());
     let statuses: Vec<&str> = again["shots"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["cached", "completed"], "{again}");
+    let warnings: Vec<Option<&str>> = again["shots"].as_array().unwrap().iter().map(|s| s["warning"].as_str()).collect();
+    assert!(warnings[0].is_none(), "{again}");
+    assert!(warnings[1].is_some_and(|w| w.contains("tokens of the prompt were ignored")), "{again}");
 }
 
 #[test]

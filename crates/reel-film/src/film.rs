@@ -25,8 +25,11 @@ pub struct FilmOptions {
 }
 
 /// What is happening, for progress bars and the studio's per-shot status.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FilmEvent {
+    /// Before any rendering: shot `shot` will not be made quite as written (its prompt is too
+    /// long for the text encoder, say).
+    ShotWarning { shot: usize, message: String },
     /// Speaking shot `shot`'s narration.
     Narrating { shot: usize, shots: usize },
     /// Shot `shot` begins; `cached` when its frames come from the cache.
@@ -102,7 +105,7 @@ pub fn make_film(
     let spoken: Vec<Option<f64>> = narrations.iter().map(|n| n.as_ref().map(Audio::duration)).collect();
     let timeline = plan(storyboard, fps, &spoken)?;
 
-    let requests = shot_requests(storyboard, &timeline, renderer)?;
+    let requests = shot_requests(storyboard, &timeline, renderer, on_event)?;
     let mut rendered_shots = Vec::with_capacity(shots);
     let (mut rendered, mut reused) = (0, 0);
     for (i, request) in requests.iter().enumerate() {
@@ -145,7 +148,12 @@ pub fn make_film(
 }
 
 /// Each shot's render settings: the shot's own, else the storyboard's defaults, else the model's.
-fn shot_requests(storyboard: &Storyboard, timeline: &Timeline, renderer: &dyn ShotRenderer) -> Result<Vec<ShotRequest>> {
+fn shot_requests(
+    storyboard: &Storyboard,
+    timeline: &Timeline,
+    renderer: &dyn ShotRenderer,
+    on_event: &mut dyn FnMut(FilmEvent),
+) -> Result<Vec<ShotRequest>> {
     let model = renderer.defaults();
     let pipeline_defaults = GenerationRequest::new("");
     let film_defaults = &storyboard.defaults;
@@ -166,7 +174,10 @@ fn shot_requests(storyboard: &Storyboard, timeline: &Timeline, renderer: &dyn Sh
             seed: shot.seed.unwrap_or(i as u64),
         };
         // Fail before any rendering: a size the model cannot make is a storyboard error.
-        renderer.check(&request).map_err(|e| FilmError::Storyboard(format!("shots[{i}]: {e}")))?;
+        let warning = renderer.check(&request).map_err(|e| FilmError::Storyboard(format!("shots[{i}]: {e}")))?;
+        if let Some(message) = warning {
+            on_event(FilmEvent::ShotWarning { shot: i, message });
+        }
         requests.push(request);
     }
     Ok(requests)

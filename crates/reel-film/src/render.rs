@@ -61,8 +61,9 @@ pub trait ShotRenderer {
     fn defaults(&self) -> &GenerationDefaults;
     /// The smallest frame count the model can generate that is at least `frames`.
     fn frames_at_least(&self, frames: usize) -> usize;
-    /// Checks a request without rendering it (sizes the model cannot make).
-    fn check(&self, request: &ShotRequest) -> Result<()>;
+    /// Checks a request without rendering it: an error for what the model cannot make (sizes),
+    /// a warning for what it would make other than asked (a prompt cut to fit the text encoder).
+    fn check(&self, request: &ShotRequest) -> Result<Option<String>>;
     /// `request.frames` RGB frames of `width * height * 3` bytes.
     fn render(&mut self, request: &ShotRequest, on_progress: OnProgress) -> Result<Vec<Vec<u8>>>;
 }
@@ -112,9 +113,10 @@ impl ShotRenderer for PipelineRenderer {
         1 + frames.saturating_sub(1).div_ceil(t) * t
     }
 
-    fn check(&self, request: &ShotRequest) -> Result<()> {
-        self.pipeline.latent_shape(&self.generation_request(request))?;
-        Ok(())
+    fn check(&self, request: &ShotRequest) -> Result<Option<String>> {
+        let generation = self.generation_request(request);
+        self.pipeline.latent_shape(&generation)?;
+        Ok(self.pipeline.dropped_tokens(&generation)?.warning(generation.max_sequence_length))
     }
 
     fn render(&mut self, request: &ShotRequest, on_progress: OnProgress) -> Result<Vec<Vec<u8>>> {

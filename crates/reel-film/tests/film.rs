@@ -5,9 +5,11 @@ use std::path::Path;
 
 use reel_film::assemble::picture;
 use reel_film::cache::ShotCache;
-use reel_film::render::{ShotRenderer, ShotRequest};
+use candle_core::{DType, Device};
+use reel_film::render::{PipelineRenderer, ShotRenderer, ShotRequest};
 use reel_film::timeline::plan;
-use reel_film::{make_film, FilmOptions, FilmReport, Storyboard};
+use reel_film::{make_film, FilmEvent, FilmOptions, FilmReport, Storyboard};
+use reel_models::hub::HubSettings;
 use reel_media::subtitles::{text_area, SubtitleStyle};
 use reel_media::wav::read_wav;
 use reel_sampling::checkpoint::GenerationDefaults;
@@ -36,8 +38,10 @@ impl ShotRenderer for CountingRenderer {
     fn frames_at_least(&self, frames: usize) -> usize {
         1 + frames.saturating_sub(1).div_ceil(4) * 4
     }
-    fn check(&self, _: &ShotRequest) -> reel_film::Result<()> {
-        Ok(())
+    /// Warns, as a text encoder of eight tokens would, of prompts longer than eight words.
+    fn check(&self, request: &ShotRequest) -> reel_film::Result<Option<String>> {
+        let words = request.prompt.split_whitespace().count();
+        Ok((words > 8).then(|| format!("{} words past the eighth are not read", words - 8)))
     }
     fn render(&mut self, request: &ShotRequest, _: OnProgress) -> reel_film::Result<Vec<Vec<u8>>> {
         self.renders.push(request.prompt.clone());
@@ -219,6 +223,44 @@ fn the_cache_rerenders_only_the_edited_shot() {
     let made = make(&STORYBOARD.replace("a blue circle", "a yellow circle"), &mut edited, cache.path());
     assert_eq!((made.report.rendered, made.report.reused), (1, 2));
     assert_eq!(edited.renders, ["a yellow circle, the camera zooms in"]);
+}
+
+#[test]
+fn a_shot_the_model_would_not_make_as_written_is_warned_of_before_any_rendering() {
+    let storyboard = STORYBOARD.replace("a blue circle", "a blue circle that floats over a calm sea");
+    let dir = tempfile::tempdir().unwrap();
+    let options = FilmOptions { output: dir.path().join("film.mp4"), cache: None, mp4_quality: 20 };
+    let mut events = Vec::new();
+    make_film(&Storyboard::from_yaml(&storyboard).unwrap(), &mut CountingRenderer::new(), &options, &mut |event| match event {
+        FilmEvent::Rendering { .. } => {}
+        event => events.push(event),
+    })
+    .unwrap();
+    assert_eq!(events.iter().filter(|e| matches!(e, FilmEvent::ShotWarning { .. })).count(), 1, "{events:?}");
+    let first_render = events.iter().position(|e| matches!(e, FilmEvent::ShotStarted { .. })).unwrap();
+    // "a blue circle that floats over a calm sea, the camera zooms in": 13 words.
+    let expected = FilmEvent::ShotWarning { shot: 1, message: "5 words past the eighth are not read".into() };
+    assert!(events[..first_render].contains(&expected), "{events:?}");
+}
+
+#[test]
+fn the_pipeline_renderer_warns_of_a_prompt_longer_than_its_text_encoder_reads() {
+    let renderer = PipelineRenderer::open("demo", DType::F32, &Device::Cpu, &HubSettings::from_env()).unwrap();
+    let length = renderer.defaults().max_sequence_length.expect("the demo model's reel.json sets its prompt length");
+    let request = |words: usize| ShotRequest {
+        prompt: vec!["red"; words].join(" "),
+        negative_prompt: String::new(),
+        width: 64,
+        height: 64,
+        frames: 17,
+        steps: 2,
+        guidance: 4.0,
+        seed: 0,
+    };
+    // The demo tokenizer reads a token a word and ends with </s>.
+    assert_eq!(renderer.check(&request(length - 1)).unwrap(), None);
+    let warning = renderer.check(&request(length + 9)).unwrap().expect("a warning");
+    assert!(warning.contains("the last 10 tokens of the prompt were ignored"), "{warning}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use reel_models::weights::random_var_builder;
 use crate::checkpoint::{FrameConditioning, WanCheckpoint};
 use crate::noise::seeded_noise;
 use crate::progress::{OnProgress, Progress, Stage};
-use crate::prompt::{EncodedPrompt, PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
+use crate::prompt::{clean_prompt, EncodedPrompt, PromptEncoder, DEFAULT_MAX_SEQUENCE_LENGTH};
 use crate::sampler::{Denoiser, Expert, Guidance};
 use crate::scheduler::{SchedulerChoice, SchedulerConfig};
 use crate::step_cache::{DenoiseStats, StepCacheSettings};
@@ -91,6 +91,10 @@ impl GenerationRequest {
             step_cache: None,
             first_frames: None,
         }
+    }
+
+    fn guidance(&self) -> Guidance {
+        Guidance { scale: self.guidance, scale_2: self.guidance_2 }
     }
 }
 
@@ -334,6 +338,21 @@ impl WanPipeline {
         self.frame_conditioning().is_ok_and(|c| c != FrameConditioning::None)
     }
 
+    /// The tokens of the request's prompt and (with guidance) negative prompt that the text
+    /// encoder would not read, found by tokenizing alone: a caller can warn before a long render.
+    pub fn dropped_tokens(&self, request: &GenerationRequest) -> Result<DroppedTokens> {
+        let Source::Checkpoint(checkpoint) = &self.source else {
+            // Random weights read fixed token ids, not the prompt.
+            return Ok(DroppedTokens::default());
+        };
+        let mut tokenizer = PromptTokenizer::load(&checkpoint.tokenizer_dir())?;
+        let mut dropped = |text: &str| -> Result<usize> { Ok(tokenizer.encode(&clean_prompt(text), request.max_sequence_length)?.dropped) };
+                Ok(DroppedTokens {
+            prompt: dropped(&request.prompt)?,
+            negative_prompt: if request.guidance().enabled() { dropped(&request.negative_prompt)? } else { 0 },
+        })
+    }
+
     /// Makes one video.
     pub fn generate(&self, request: &GenerationRequest, on_progress: OnProgress) -> Result<Generated> {
         let shape = self.latent_shape(request)?;
@@ -355,7 +374,7 @@ impl WanPipeline {
         }
         let scheduler_config = self.scheduler_config(request)?;
         let mut stage_seconds = Vec::new();
-        let guidance = Guidance { scale: request.guidance, scale_2: request.guidance_2 };
+        let guidance = request.guidance();
 
         let started = Instant::now();
         let (cond, uncond, dropped_tokens) = self.encode_prompts(request, guidance.enabled(), on_progress)?;

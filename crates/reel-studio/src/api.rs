@@ -121,6 +121,10 @@ pub fn video_json(v: &VideoRecord) -> Value {
         // A reel extension: films report their shots (SDKs keep unknown fields).
         value["shots"] = crate::films::shots_json(v);
     }
+    if let Some(warning) = &v.warning {
+        // A reel extension: how the video differs from its request.
+        value["warning"] = json!(warning);
+    }
     value
 }
 

@@ -25,11 +25,15 @@ pub struct ShotStatus {
     pub status: String,
     /// Percent of the shot's rendering done.
     pub progress: i64,
+    /// Why the shot will not be made quite as written (its prompt is too long for the model's
+    /// text encoder, say), known before rendering starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl ShotStatus {
     pub fn queued() -> Self {
-        Self { status: "queued".into(), progress: 0 }
+        Self { status: "queued".into(), progress: 0, warning: None }
     }
 }
 
@@ -132,7 +136,11 @@ pub fn shots_json(video: &VideoRecord) -> Value {
         .enumerate()
         .map(|(i, shot)| {
             let status = statuses.get(i).cloned().unwrap_or_else(ShotStatus::queued);
-            json!({"index": i, "prompt": shot.prompt, "duration": shot.duration, "status": status.status, "progress": status.progress})
+            let mut value = json!({"index": i, "prompt": shot.prompt, "duration": shot.duration, "status": status.status, "progress": status.progress});
+            if let Some(warning) = status.warning {
+                value["warning"] = json!(warning);
+            }
+            value
         })
         .collect();
     json!(shots)

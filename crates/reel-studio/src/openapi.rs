@@ -144,12 +144,15 @@ pub fn document() -> Value {
                     "extended_from_video_id": {"type": ["string", "null"], "description": "reel extension: the video an extension continues"},
                     "seconds": {"type": "string"}, "size": {"type": "string"},
                     "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
-                    "seed": {"type": "integer", "description": "reel extension: the seed used"}}},
+                    "seed": {"type": "integer", "description": "reel extension: the seed used"},
+                    "warning": {"type": "string", "description": "reel extension, present when the video differs from its request: \
+                        a prompt longer than the model's text encoder reads was cut (the message says by how many tokens)"}}},
                 "Film": {"description": "A video made from a storyboard: every field of Video (object aside), its title and its shots; \
                     listed among the videos, where it has object `video` and its shots", "type": "object", "properties": {"object": {"const": "film"}, "title": {"type": "string"},
                     "shots": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "prompt": {"type": "string"},
                         "duration": {"type": "number"}, "status": {"type": "string", "enum": ["queued", "rendering", "cached", "completed"]},
-                        "progress": {"type": "integer", "minimum": 0, "maximum": 100}}}}}},
+                        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "warning": {"type": "string", "description": "Present when the shot will not be made quite as written (a prompt too long for the text encoder)"}}}}}},
                 "VideoList": {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}},
                     "first_id": {"type": ["string", "null"]}, "last_id": {"type": ["string", "null"]}, "has_more": {"type": "boolean"}}},
                 "ImageInputReference": {"type": "object", "properties": {

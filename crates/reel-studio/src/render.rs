@@ -22,8 +22,18 @@ use crate::outputs::{Outputs, Variant};
 use crate::store::{ClaimedJob, ImageReference, JobRequest};
 use crate::worker::WorkerSettings;
 
+/// What a finished job reports beyond its files.
+#[derive(Debug, Default)]
+pub struct Made {
+    /// The video's length, when it differs from the planned one (a film whose shots grew to fit
+    /// their narration).
+    pub seconds: Option<String>,
+    /// How the video differs from its request.
+    pub warning: Option<String>,
+}
+
 /// Makes the video of a job and its stills; errors are user-facing messages.
-pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &AtomicI64) -> Result<Option<String>, String> {
+pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &AtomicI64) -> Result<Made, String> {
     let request: &JobRequest = &job.request;
     let model = catalog.find(Some(&request.model)).map_err(|e| e.message)?;
     let checkpoint = WanCheckpoint::open(&model.checkpoint).map_err(|e| format!("model {} cannot be loaded: {e}", model.name))?;
@@ -32,6 +42,8 @@ pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings,
     if let Some(reference) = &request.input_reference {
         generation.first_frames = Some(first_frame(&outputs.reference_file(&job.id), request, reference)?);
     }
+    let warning = pipeline.dropped_tokens(&generation).map_err(|e| e.to_string())?.warning(generation.max_sequence_length);
+    let made = Made { seconds: None, warning };
     let staging = staging_dir(outputs, &job.id).map_err(|e| format!("cannot store the video: {e}"))?;
     let windowed = request.extension.is_some() || (model.given_frames && request.frames > model.window_frames);
     if !windowed {
@@ -43,7 +55,7 @@ pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings,
         write_video(&video, None, &staging.join(Variant::Video.file_name()), VideoOptions::default()).map_err(|e| format!("cannot store the video: {e}"))?;
         finish_files(outputs, &job.id, &staging, &video).map_err(|e| format!("cannot store the video: {e}"))?;
         progress.store(100, Ordering::Relaxed);
-        return Ok(None);
+        return Ok(made);
     }
     // Window by window: each window is one generation of the model's own length.
     generation.frames = model.window_frames;
@@ -58,7 +70,7 @@ pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings,
         progress.store(overall((i, n), 0.0), Ordering::Relaxed);
     };
     let mut on_progress = |p: Progress| progress.store(overall(window.get(), generation_percent(p)), Ordering::Relaxed);
-    let made = match &request.extension {
+    let windows_made = match &request.extension {
         Some(extension) => {
             let source = outputs.source_file(&job.id);
             extend_video(&pipeline, &generation, &source, extension.new_frames, DEFAULT_OVERLAP, &mut sink, &mut on_window, &mut on_progress)
@@ -66,10 +78,10 @@ pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings,
         }
         None => generate_into(&pipeline, &generation, request.frames, DEFAULT_OVERLAP, None, &mut sink, &mut on_window, &mut on_progress).map(|_| ()),
     };
-    made.map_err(|e| e.to_string())?;
+    windows_made.map_err(|e| e.to_string())?;
     finish_streamed(outputs, &job.id, &staging, sink).map_err(|e| format!("cannot store the video: {e}"))?;
     progress.store(100, Ordering::Relaxed);
-    Ok(None)
+    Ok(made)
 }
 
 /// The pipeline's request for a job, with the model's prompt length (the rule reel_film's renderer follows).

@@ -29,7 +29,7 @@ pub enum Backend {
 }
 
 /// Schema versions, applied in order once each.
-const MIGRATIONS: [(i64, &str); 3] = [(
+const MIGRATIONS: [(i64, &str); 4] = [(
     1,
     "CREATE TABLE api_keys (
         id TEXT PRIMARY KEY,
@@ -68,6 +68,10 @@ const MIGRATIONS: [(i64, &str); 3] = [(
     3,
     // Extensions (`POST /v1/videos/extensions`): the video an extension continues.
     "ALTER TABLE videos ADD COLUMN extended_from TEXT",
+), (
+    4,
+    // How the video differs from its request (a prompt cut to fit the text encoder).
+    "ALTER TABLE videos ADD COLUMN warning TEXT",
 )];
 
 /// What a job asks the worker to make (stored as JSON with the video).
@@ -142,6 +146,8 @@ pub struct VideoRecord {
     pub attempts: i64,
     /// Films only: each shot's status, as JSON.
     pub shots: Option<String>,
+    /// How the video differs from its request, when it does.
+    pub warning: Option<String>,
 }
 
 /// A job a worker has claimed.
@@ -153,7 +159,7 @@ pub struct ClaimedJob {
 }
 
 const VIDEO_COLUMNS: &str = "id, key_id, status, progress, model, prompt, size, seconds, request, remixed_from, extended_from, \
-     error_code, error_message, created_at, completed_at, expires_at, attempts, shots";
+     error_code, error_message, created_at, completed_at, expires_at, attempts, shots, warning";
 
 fn video_from_row(row: &AnyRow) -> Result<VideoRecord> {
     let request: String = row.try_get("request")?;
@@ -176,6 +182,7 @@ fn video_from_row(row: &AnyRow) -> Result<VideoRecord> {
         expires_at: row.try_get("expires_at")?,
         attempts: row.try_get::<i32, _>("attempts")? as i64,
         shots: row.try_get("shots")?,
+        warning: row.try_get("warning")?,
     })
 }
 
@@ -430,6 +437,17 @@ impl Store {
             query = query.bind(seconds);
         }
         Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    /// Notes how the job's video differs from its request; false when it was not this worker's any more.
+    pub async fn warn(&self, id: &str, worker: &str, warning: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE videos SET warning = $1 WHERE id = $2 AND worker = $3 AND status = 'in_progress'")
+            .bind(warning)
+            .bind(id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn fail(&self, id: &str, worker: &str, code: &str, message: &str) -> Result<bool> {

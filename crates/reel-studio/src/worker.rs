@@ -18,7 +18,7 @@ use crate::catalog::{seconds_text, Catalog};
 use crate::films::ShotStatus;
 use crate::ids::worker_id;
 use crate::outputs::{Outputs, Variant};
-use crate::render::{finish_files, generate, generation_percent, staging_dir};
+use crate::render::{finish_files, generate, generation_percent, staging_dir, Made};
 use crate::store::{ClaimedJob, Store};
 
 #[derive(Debug, Clone)]
@@ -78,11 +78,18 @@ impl JobProgress {
         shots.as_ref().map(|s| serde_json::to_string(s).expect("JSON"))
     }
 
-    fn set_shot(&self, index: usize, status: &str, percent: i64) {
+    fn update_shot(&self, index: usize, update: impl FnOnce(&mut ShotStatus)) {
         let mut shots = self.shots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(shot) = shots.as_mut().and_then(|s| s.get_mut(index)) {
-            *shot = ShotStatus { status: status.into(), progress: percent };
+            update(shot);
         }
+    }
+
+    fn set_shot(&self, index: usize, status: &str, percent: i64) {
+        self.update_shot(index, |shot| {
+            shot.status = status.into();
+            shot.progress = percent;
+        });
     }
 }
 
@@ -116,7 +123,12 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
         let _ = runtime.block_on(store.heartbeat(&job.id, me, progress.percent.load(Ordering::Relaxed), Some(&shots), settings.lease_seconds));
     }
     let still_ours = match result {
-        Ok(seconds) => runtime.block_on(store.complete(&job.id, me, settings.retention_seconds, seconds.as_deref())),
+        Ok(made) => {
+            if let Some(warning) = &made.warning {
+                let _ = runtime.block_on(store.warn(&job.id, me, warning));
+            }
+            runtime.block_on(store.complete(&job.id, me, settings.retention_seconds, made.seconds.as_deref()))
+        }
         Err(message) => runtime.block_on(store.fail(&job.id, me, "generation_failed", &message)),
     };
     // Not ours any more: deleted meanwhile (then no files may stay), or taken over after a lapsed
@@ -129,7 +141,7 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
 }
 
 /// Makes a film from the job's storyboard, reporting each shot's status; returns its length.
-fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<Option<String>, String> {
+fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<Made, String> {
     let storyboard = job.request.storyboard.as_ref().expect("a film job");
     *progress.shots.lock().unwrap_or_else(|e| e.into_inner()) = Some(vec![ShotStatus::queued(); storyboard.shots.len()]);
     let mut renderer = PipelineRenderer::open(&storyboard.model, settings.dtype, &Device::Cpu, &HubSettings::from_env())
@@ -153,14 +165,14 @@ fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress
             progress.set_shot(shot, "rendering", percent as i64);
             progress.percent.store(overall(shot, percent), Ordering::Relaxed);
         }
+        FilmEvent::ShotWarning { shot, message } => progress.update_shot(shot, |status| status.warning = Some(message)),
         FilmEvent::ShotFinished { shot, .. } => {
-            let mut shots = progress.shots.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(status) = shots.as_mut().and_then(|s| s.get_mut(shot)) {
+            progress.update_shot(shot, |status| {
                 if status.status != "cached" {
-                    *status = ShotStatus { status: "completed".into(), progress: 100 };
+                    status.status = "completed".into();
+                    status.progress = 100;
                 }
-            }
-            drop(shots);
+            });
             progress.percent.store(overall(shot + 1, 0.0), Ordering::Relaxed);
         }
         FilmEvent::Narrating { .. } | FilmEvent::Assembling => {}
@@ -168,5 +180,6 @@ fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress
     .map_err(|e| e.to_string())?;
     finish_files(outputs, &job.id, &staging, &report.video).map_err(|e| format!("cannot store the film: {e}"))?;
     progress.percent.store(100, Ordering::Relaxed);
-    Ok(Some(seconds_text((report.timeline.duration() * 1000.0).round() / 1000.0)))
+    // Shots carry their own warnings.
+    Ok(Made { seconds: Some(seconds_text((report.timeline.duration() * 1000.0).round() / 1000.0)), warning: None })
 }

@@ -63,6 +63,7 @@ pub fn run(args: FilmArgs) -> anyhow::Result<()> {
             let how = if cached { "unchanged, from the cache" } else { "rendering" };
             eprintln!("shot {}/{shots}: {how}", shot + 1);
         }
+        FilmEvent::ShotWarning { shot, message } => eprintln!("warning: shot {}: {message}", shot + 1),
         FilmEvent::Rendering { progress, .. } => bars.update(progress),
         FilmEvent::Assembling if !quiet => {
             bars.finish();
