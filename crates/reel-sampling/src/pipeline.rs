@@ -347,7 +347,7 @@ impl WanPipeline {
         };
         let mut tokenizer = PromptTokenizer::load(&checkpoint.tokenizer_dir())?;
         let mut dropped = |text: &str| -> Result<usize> { Ok(tokenizer.encode(&clean_prompt(text), request.max_sequence_length)?.dropped) };
-                Ok(DroppedTokens {
+        Ok(DroppedTokens {
             prompt: dropped(&request.prompt)?,
             negative_prompt: if request.guidance().enabled() { dropped(&request.negative_prompt)? } else { 0 },
         })

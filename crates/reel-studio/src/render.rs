@@ -23,7 +23,7 @@ use crate::store::{ClaimedJob, ImageReference, JobRequest};
 use crate::worker::WorkerSettings;
 
 /// What a finished job reports beyond its files.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Made {
     /// The video's length, when it differs from the planned one (a film whose shots grew to fit
     /// their narration).
