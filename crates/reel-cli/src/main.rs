@@ -66,7 +66,37 @@ fn main() {
         Command::Bench(args) => commands::bench::run(args),
     };
     if let Err(error) = result {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", describe(&error));
         std::process::exit(1);
+    }
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause whose text the message already
+/// holds (errors that name their cause in their own message would otherwise say it twice).
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn an_error_that_names_its_cause_says_it_once_and_context_keeps_every_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let named = reel_media::MediaError::Write { path: "out.mp4".into(), source: io };
+        let error = anyhow::Error::new(named).context("cannot make the video");
+        assert_eq!(describe(&error), "cannot make the video: cannot write out.mp4: permission denied");
+        let plain = anyhow::anyhow!("disk full").context("cannot store the shot");
+        assert_eq!(describe(&plain), "cannot store the shot: disk full");
     }
 }

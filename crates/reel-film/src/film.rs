@@ -75,9 +75,7 @@ pub fn make_film(
         )));
     }
     // Refuse what would fail only after every shot is rendered.
-    if let Some(folder) = options.output.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
-        return Err(FilmError::Io(format!("the folder {} for the film does not exist: create it first", folder.display())));
-    }
+    reel_media::check_writable(&options.output)?;
     storyboard.validate()?;
     let shots = storyboard.shots.len();
     let defaults = renderer.defaults().clone();

@@ -27,5 +27,5 @@ pub use error::{MediaError, Result};
 pub use frames::VideoFrames;
 pub use image_input::{decode_image, read_image, ImageFit};
 pub use mp4::{read_mp4_frames, read_mp4_info, VideoInfo};
-pub use output::{write_video, VideoFormat, VideoOptions};
+pub use output::{check_video_output, check_writable, write_video, VideoFormat, VideoOptions};
 pub use sink::VideoSink;

@@ -33,6 +33,46 @@ impl VideoFormat {
     }
 }
 
+/// Refuses, before any work is done, a video output that could not be written: an unknown
+/// extension, a missing folder, a folder or file without write permission. The folder of PNG frames
+/// is created here.
+pub fn check_video_output(path: &Path) -> Result<VideoFormat> {
+    let format = VideoFormat::from_path(path)?;
+    if format == VideoFormat::PngFrames {
+        std::fs::create_dir_all(path).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
+        probe_folder(path).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
+    } else {
+        check_writable(path)?;
+    }
+    Ok(format)
+}
+
+/// Refuses a file path that could not be written: its folder is missing, or it or its folder is
+/// read-only. Writes nothing there.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(MediaError::InvalidInput(format!(
+            "cannot write {}: the folder {} does not exist; create it first or choose another path",
+            path.display(),
+            folder.display()
+        )));
+    }
+    let cannot = |source| MediaError::Write { path: path.to_path_buf(), source };
+    if path.exists() {
+        // Opening for writing without truncating leaves an existing file as it is.
+        std::fs::OpenOptions::new().write(true).open(path).map_err(cannot)?;
+    }
+    probe_folder(folder).map_err(cannot)
+}
+
+/// Creates and removes a hidden file in `folder`: the one sure test that files can be made there.
+fn probe_folder(folder: &Path) -> std::io::Result<()> {
+    let probe = folder.join(format!(".reel-write-check-{}", std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 /// Options for [`write_video`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VideoOptions {

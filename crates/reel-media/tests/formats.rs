@@ -107,3 +107,33 @@ fn formats_follow_the_extension_and_audio_needs_mp4() {
     let err = write_video(&video, Some(&audio), &dir.path().join("a.gif"), VideoOptions::default()).unwrap_err().to_string();
     assert!(err.contains("cannot carry audio"), "{err}");
 }
+
+#[test]
+fn an_output_that_could_not_be_written_is_refused_before_any_work_and_without_leaving_files() {
+    use reel_media::{check_video_output, check_writable};
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("renders/shot.mp4");
+    let err = check_video_output(&missing).unwrap_err().to_string();
+    assert!(err.contains("the folder") && err.contains("renders") && err.contains("does not exist"), "{err}");
+
+    // A "folder" that is a file cannot hold the output.
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "x").unwrap();
+    let err = check_writable(&file.join("thumb.png")).unwrap_err().to_string();
+    assert!(err.contains("notes.txt"), "{err}");
+    let err = check_video_output(&file.join("frames/")).unwrap_err().to_string();
+    assert!(err.contains("cannot write"), "{err}");
+
+    // A writable path passes, and the check leaves nothing behind; an existing file is kept as is.
+    assert_eq!(check_video_output(&dir.path().join("out.mp4")).unwrap(), VideoFormat::Mp4);
+    check_writable(&file).unwrap();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    let frames = dir.path().join("frames/");
+    assert_eq!(check_video_output(&frames).unwrap(), VideoFormat::PngFrames);
+    assert!(frames.is_dir());
+    let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["frames", "notes.txt"]);
+    assert_eq!(std::fs::read_dir(&frames).unwrap().count(), 0);
+    assert!(check_video_output(&dir.path().join("out.avi")).is_err());
+}

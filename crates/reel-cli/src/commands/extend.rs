@@ -9,7 +9,7 @@ use clap::Args;
 use reel_film::continuation::extend_video;
 use reel_media::read_mp4_info;
 
-use super::generate::{announce_windows, frames_for_seconds, prepare, report_long, video_sink, GenerateArgs};
+use super::generate::{announce_windows, check_outputs, frames_for_seconds, prepare, report_long, video_sink, GenerateArgs};
 use super::progress::StageBars;
 
 #[derive(Args)]
@@ -27,6 +27,7 @@ pub fn run(args: ExtendArgs) -> anyhow::Result<()> {
     anyhow::ensure!(generate.image.is_none(), "--image starts a new video; `reel extend` continues the given one");
     anyhow::ensure!(generate.init_latents.is_none(), "--init-latents replaces one generation's noise; it does not apply to `reel extend`");
     let info = read_mp4_info(&video)?;
+    check_outputs(&generate)?;
     // The continuation has the source's size and frame rate.
     generate.width = Some(info.width);
     generate.height = Some(info.height);

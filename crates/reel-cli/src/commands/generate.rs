@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use clap::{Args, ValueEnum};
 use reel_media::thumbnail::{thumbnail, write_still, StillFormat, ThumbnailFrame};
 use reel_film::continuation::generate_into;
-use reel_media::{write_video, VideoFormat, VideoFrames, VideoOptions, VideoSink};
+use reel_media::{check_video_output, check_writable, write_video, VideoFormat, VideoFrames, VideoOptions, VideoSink};
 use reel_models::device::{parse_device, parse_dtype};
 use reel_models::hub::HubSettings;
 use reel_models::nn::linear::Quantization;
@@ -141,6 +141,7 @@ pub struct Prepared {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    check_outputs(&args)?;
     let mut prepared = prepare(&args)?;
     if let Some(image) = &args.image {
         let (width, height) = (prepared.request.width, prepared.request.height);
@@ -209,6 +210,16 @@ pub fn video_sink(args: &GenerateArgs, width: usize, height: usize, fps: f64, ex
     Ok(VideoSink::create(&args.output, width, height, fps, VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() }, expected)?)
 }
 
+/// Refuses outputs that could not be written, before any model is loaded or frame made.
+pub fn check_outputs(args: &GenerateArgs) -> anyhow::Result<()> {
+    check_video_output(&args.output)?;
+    if let Some(thumbnail) = &args.thumbnail {
+        StillFormat::from_path(thumbnail)?;
+        check_writable(thumbnail)?;
+    }
+    Ok(())
+}
+
 /// Checks the arguments and builds the pipeline and the request they describe.
 pub fn prepare(args: &GenerateArgs) -> anyhow::Result<Prepared> {
     let model: String = match &args.model {
@@ -219,10 +230,6 @@ pub fn prepare(args: &GenerateArgs) -> anyhow::Result<Prepared> {
             .into_owned(),
     };
     let model_label = args.model.clone().unwrap_or_else(|| "reel demo (bundled)".into());
-    VideoFormat::from_path(&args.output)?;
-    if let Some(thumbnail) = &args.thumbnail {
-        StillFormat::from_path(thumbnail)?;
-    }
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let mut settings = HubSettings::from_env();
