@@ -81,6 +81,22 @@ fn generate_rejects_invalid_sizes_with_the_nearest_valid_value() {
 }
 
 #[test]
+fn generate_refuses_an_output_it_could_not_write_before_loading_any_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // The model does not exist either: the output is what is checked first, so that a long
+    // generation never ends in a file that cannot be written.
+    let missing_model = dir.path().join("no-model");
+    let err = stderr_of(reel().args(["generate", "x", "-o"]).arg(dir.path().join("renders/out.mp4")).arg("--model").arg(&missing_model));
+    assert!(err.contains("renders") && err.contains("does not exist") && !err.contains("no-model"), "{err}");
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    let err = stderr_of(reel().args(["generate", "x", "--thumbnail"]).arg(dir.path().join("file/thumb.png")).arg("--model").arg(&missing_model));
+    assert!(err.contains("thumb.png") && !err.contains("no-model"), "{err}");
+    // An error that names its cause says it once.
+    let err = stderr_of(reel().args(["generate", "x", "-o"]).arg(dir.path().join("file/frames/")));
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}
+
+#[test]
 fn generate_rejects_init_latents_of_the_wrong_shape_or_name() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("latents.safetensors");
@@ -315,7 +331,12 @@ fn estimate_rejects_what_it_cannot_estimate() {
     let err = stderr_of(reel().args(["estimate", "--model", "wan9"]));
     assert!(err.contains("wan9") && err.contains("wan2.1-t2v-1.3b"), "{err}");
     let err = stderr_of(reel().args(["estimate", "--model", "wan2.1-t2v-14b", "--size", "1280x721"]));
-    assert!(err.contains("multiples of 16"), "{err}");
+    assert!(err.contains("multiple of 16") && err.contains("nearest valid height is 720"), "{err}");
+    // A hub id names the same published configuration as its `reel models` name.
+    let by_id = reel().args(["estimate", "--model", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "--json"]).assert().success().get_output().stdout.clone();
+    let by_name = reel().args(["estimate", "--model", "wan2.1-t2v-14b", "--json"]).assert().success().get_output().stdout.clone();
+    let flops = |out: &[u8]| serde_json::from_slice::<serde_json::Value>(out).unwrap()["total_flops"].clone();
+    assert!(flops(&by_id).is_number() && flops(&by_id) == flops(&by_name), "{}", String::from_utf8_lossy(&by_id));
 }
 
 #[test]

@@ -130,27 +130,13 @@ pub struct Estimate {
 pub fn estimate(model: &ModelSpec, video: &VideoSpec, hardware: &Hardware, price_per_hour: Option<f64>) -> Result<Estimate> {
     let geometry = &model.latents;
     let (pt, ph, pw) = model.transformer.patch();
-    let size_step = geometry.spatial * ph.max(pw);
-    if video.frames % geometry.temporal != 1 % geometry.temporal {
-        let below = (video.frames - 1) / geometry.temporal * geometry.temporal + 1;
-        return Err(EstimateError::Input(format!(
-            "{} frames: the model makes {}k+1 frames, such as {below} or {}",
-            video.frames,
-            geometry.temporal,
-            below + geometry.temporal
-        )));
-    }
-    if video.width % size_step != 0 || video.height % size_step != 0 || video.width == 0 || video.height == 0 {
-        return Err(EstimateError::Input(format!(
-            "{}x{}: width and height must be multiples of {size_step} for {}",
-            video.width, video.height, model.name
-        )));
-    }
+    // The same check, with the nearest valid values, as generation makes.
+    let (latent_frames, latent_h, latent_w) = geometry
+        .latent_dims(video.frames, video.height, video.width)
+        .map_err(|e| EstimateError::Input(format!("{}: {e}", model.name)))?;
     if !(0.0..1.0).contains(&video.step_cache) || hardware.count == 0 || !(hardware.utilisation > 0.0 && hardware.utilisation <= 1.0) {
         return Err(EstimateError::Input("step cache must lie in [0, 1), the device count be 1 or more, and utilisation in (0, 1]".into()));
     }
-    let latent_frames = (video.frames - 1) / geometry.temporal + 1;
-    let (latent_h, latent_w) = (video.height / geometry.spatial, video.width / geometry.spatial);
     let tokens = latent_frames.div_ceil(pt) * (latent_h / ph) * (latent_w / pw);
     let guided = video.guidance > 1.0;
     let passes = if guided { 2.0 } else { 1.0 };

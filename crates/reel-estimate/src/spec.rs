@@ -31,7 +31,7 @@ impl ModelSpec {
     pub fn published(name: &str) -> Result<Self> {
         let model = published_model(name).ok_or_else(|| {
             let names: Vec<&str> = published_models().iter().map(|m| m.name).collect();
-            EstimateError::Input(format!("unknown model '{name}': give a checkpoint folder or one of demo, {}", names.join(", ")))
+            EstimateError::Input(format!("unknown model '{name}': give a checkpoint folder, a hub id `reel models` lists, or one of demo, {}", names.join(", ")))
         })?;
         Ok(Self {
             name: name.to_string(),

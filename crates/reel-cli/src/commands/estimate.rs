@@ -10,7 +10,7 @@ use reel_models::device::parse_dtype;
 
 #[derive(Args)]
 pub struct EstimateArgs {
-    /// demo (the bundled model), a published configuration (`reel models`) or a checkpoint folder
+    /// demo (the bundled model), a published configuration by its `reel models` name or hub id, or a checkpoint folder
     #[arg(long, short, default_value = "demo")]
     model: String,
     /// WIDTHxHEIGHT [default: the model's]

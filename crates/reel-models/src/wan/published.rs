@@ -100,6 +100,29 @@ pub fn published_models() -> Vec<PublishedModel> {
     ]
 }
 
+/// A published model by the name `reel models` lists or by its hub repository id, in any case and
+/// with or without `-Diffusers` (the original-layout repository holds the same model).
 pub fn published_model(name: &str) -> Option<PublishedModel> {
-    published_models().into_iter().find(|m| m.name == name)
+    let key = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        lower.strip_suffix("-diffusers").map(str::to_string).unwrap_or(lower)
+    };
+    let wanted = key(name);
+    published_models().into_iter().find(|m| m.name == wanted || key(m.repo_id) == wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::published_model;
+
+    #[test]
+    fn a_published_model_is_found_by_its_name_or_its_hub_repository_id() {
+        for name in ["wan2.1-t2v-14b", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "Wan-AI/Wan2.1-T2V-14B", "WAN2.1-T2V-14B"] {
+            assert_eq!(published_model(name).map(|m| m.name), Some("wan2.1-t2v-14b"), "{name}");
+        }
+        assert_eq!(published_model("Wan-AI/Wan2.2-TI2V-5B").map(|m| m.name), Some("wan2.2-ti2v-5b"));
+        for unknown in ["Wan-AI/Wan2.1-T2V", "wan2.1-t2v-14b-extra", ""] {
+            assert!(published_model(unknown).is_none(), "{unknown}");
+        }
+    }
 }
