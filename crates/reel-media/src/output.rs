@@ -39,8 +39,9 @@ impl VideoFormat {
 pub fn check_video_output(path: &Path) -> Result<VideoFormat> {
     let format = VideoFormat::from_path(path)?;
     if format == VideoFormat::PngFrames {
-        std::fs::create_dir_all(path).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
-        probe_folder(path).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
+        let cannot = |source| MediaError::Write { path: path.to_path_buf(), source };
+        std::fs::create_dir_all(path).map_err(cannot)?;
+        probe_folder(path).map_err(cannot)?;
     } else {
         check_writable(path)?;
     }
@@ -48,7 +49,7 @@ pub fn check_video_output(path: &Path) -> Result<VideoFormat> {
 }
 
 /// Refuses a file path that could not be written: its folder is missing, or it or its folder is
-/// read-only. Writes nothing there.
+/// read-only. Leaves nothing behind.
 pub fn check_writable(path: &Path) -> Result<()> {
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !folder.is_dir() {
