@@ -51,7 +51,7 @@ pub struct ContinuityReport {
     pub motion_kept: f64,
     pub join_step: f64,
     pub window_step: f64,
-    /// join_step / window_step.
+    /// join_step / window_step. Both steps are averaged over the videos where both were measured.
     pub position_jump_ratio: f64,
     pub join_pixel_change: f64,
     pub window_pixel_change: f64,
@@ -158,13 +158,21 @@ pub fn evaluate_continuity(
         on_case(i, &score);
         scores.push(score);
     }
+    Ok(continuity_report(scores, windows))
+}
+
+/// Averages `scores` into a report. The object steps at joins and inside windows are averaged over
+/// the same videos, those where both were measured: a video whose object is tracked inside its
+/// windows but lost at its joins would otherwise lower the window mean alone and move the ratio
+/// without any join getting rougher.
+fn continuity_report(scores: Vec<ContinuityScore>, windows: usize) -> ContinuityReport {
     let share = |f: &dyn Fn(&ContinuityScore) -> bool| scores.iter().filter(|s| f(s)).count() as f64 / scores.len().max(1) as f64;
-    let average = |f: &dyn Fn(&ContinuityScore) -> Option<f64>| mean(&scores.iter().filter_map(f).collect::<Vec<_>>()).unwrap_or(0.0);
-    let join_step = average(&|s| s.join_step);
-    let window_step = average(&|s| s.window_step);
-    let join_pixel_change = average(&|s| Some(s.join_pixel_change));
-    let window_pixel_change = average(&|s| Some(s.window_pixel_change));
-    Ok(ContinuityReport {
+    let paired_steps: Vec<(f64, f64)> = scores.iter().filter_map(|s| Some((s.join_step?, s.window_step?))).collect();
+    let join_step = mean(&paired_steps.iter().map(|p| p.0).collect::<Vec<_>>()).unwrap_or(0.0);
+    let window_step = mean(&paired_steps.iter().map(|p| p.1).collect::<Vec<_>>()).unwrap_or(0.0);
+    let join_pixel_change = mean(&scores.iter().map(|s| s.join_pixel_change).collect::<Vec<_>>()).unwrap_or(0.0);
+    let window_pixel_change = mean(&scores.iter().map(|s| s.window_pixel_change).collect::<Vec<_>>()).unwrap_or(0.0);
+    ContinuityReport {
         cases: scores.len(),
         windows,
         colour_kept: share(&|s| s.colour_kept),
@@ -178,7 +186,7 @@ pub fn evaluate_continuity(
         pixel_jump_ratio: join_pixel_change / window_pixel_change.max(1e-6),
         present_across_joins: share(&|s| s.present_across_joins),
         scores,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +211,32 @@ mod tests {
         assert!(score.colour_kept && score.present_across_joins, "{score:?}");
         let (smooth_ratio, cut_ratio) = (score.join_step.unwrap() / score.window_step.unwrap(), cut.join_step.unwrap() / cut.window_step.unwrap());
         assert!(cut_ratio > smooth_ratio + 0.5, "smooth {smooth_ratio:.2}, cut {cut_ratio:.2}");
+    }
+
+    #[test]
+    fn the_step_ratio_compares_joins_and_windows_of_the_same_videos() {
+        let score = |join_step: Option<f64>, window_step: Option<f64>| ContinuityScore {
+            prompt: String::new(),
+            colour_kept: true,
+            shape_kept: true,
+            motion_kept: true,
+            join_step,
+            window_step,
+            join_pixel_change: 3.0,
+            window_pixel_change: 2.0,
+            present_across_joins: join_step.is_some(),
+            frames: 29,
+        };
+        let tracked = vec![score(Some(3.0), Some(2.0)), score(Some(1.0), Some(2.0))];
+        let report = continuity_report(tracked.clone(), 2);
+        assert!((report.position_jump_ratio - 1.0).abs() < 1e-12, "{}", report.position_jump_ratio);
+        // A third video whose object is lost at its join but moves slowly inside its windows, and a
+        // fourth lost everywhere: neither has a join step to compare, so the ratio stays.
+        let mut with_lost = tracked;
+        with_lost.extend([score(None, Some(0.5)), score(None, None)]);
+        let report = continuity_report(with_lost, 2);
+        assert!((report.position_jump_ratio - 1.0).abs() < 1e-12, "{}", report.position_jump_ratio);
+        assert!((report.present_across_joins - 0.5).abs() < 1e-12);
+        assert!((report.pixel_jump_ratio - 1.5).abs() < 1e-12);
     }
 }
