@@ -257,6 +257,22 @@ mod tests {
         assert!(report.camera >= 0.9, "camera {}", report.camera);
     }
 
+    /// A sampling setting given replaces the checkpoint's; one not given keeps it.
+    #[test]
+    fn sampling_settings_replace_the_checkpoints_defaults() {
+        use reel_sampling::checkpoint::GenerationDefaults;
+        let case = &held_out_cases(1, 4)[0];
+        let defaults = GenerationDefaults { steps: Some(20), guidance: Some(4.0), ..Default::default() };
+        let kept = case_request(&defaults, &Sampling::default(), case);
+        assert_eq!((kept.steps, kept.guidance, kept.shift, kept.step_cache), (20, 4.0, None, None));
+        let sampling = Sampling { steps: Some(12), guidance: Some(2.5), shift: Some(5.0), step_cache: Some(0.1) };
+        let changed = case_request(&defaults, &sampling, case);
+        assert_eq!((changed.steps, changed.guidance, changed.shift, changed.step_cache), (12, 2.5, Some(5.0), Some(0.1)));
+        assert_eq!((changed.prompt.as_str(), changed.seed), (case.prompt.as_str(), case.seed));
+        let guidance_only = case_request(&defaults, &Sampling { guidance: Some(6.0), ..Default::default() }, case);
+        assert_eq!((guidance_only.steps, guidance_only.guidance), (20, 6.0));
+    }
+
     #[test]
     fn held_out_cases_hold_an_unseen_combination_and_seen_cases_none() {
         use crate::world::is_held_out;
@@ -277,21 +293,32 @@ mod tests {
     }
 }
 
+/// Sampling settings that depart from the checkpoint's defaults, to measure how a model scores
+/// under them; each `None` keeps the checkpoint's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampling {
+    pub steps: Option<usize>,
+    pub guidance: Option<f64>,
+    /// Flow shift of the scheduler's schedule.
+    pub shift: Option<f64>,
+    /// Threshold of the step cache (see `reel generate --step-cache`); off when `None`.
+    pub step_cache: Option<f64>,
+}
+
 /// The demo model (or any checkpoint of the demo's geometry) generating held-out cases at the
-/// checkpoint's default settings, in f32 on the CPU.
+/// checkpoint's default settings (or those of a [`Sampling`]), in f32 on the CPU.
 pub struct CaseGenerator {
     pipeline: reel_sampling::pipeline::WanPipeline,
     defaults: reel_sampling::checkpoint::GenerationDefaults,
-    step_cache: Option<f64>,
+    sampling: Sampling,
 }
 
 impl CaseGenerator {
-    /// With the step cache at `step_cache` if given.
-    pub fn open(checkpoint_dir: &std::path::Path, step_cache: Option<f64>) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn open(checkpoint_dir: &std::path::Path, sampling: Sampling) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let checkpoint = reel_sampling::checkpoint::WanCheckpoint::open(checkpoint_dir)?;
         let defaults = checkpoint.generation_defaults()?;
         let pipeline = reel_sampling::pipeline::WanPipeline::new(checkpoint, candle_core::DType::F32, &candle_core::Device::Cpu);
-        Ok(Self { pipeline, defaults, step_cache })
+        Ok(Self { pipeline, defaults, sampling })
     }
 
     pub fn generate(&self, case: &Case) -> Result<reel_sampling::pipeline::Generated, Box<dyn std::error::Error + Send + Sync>> {
@@ -304,26 +331,35 @@ impl CaseGenerator {
 
     /// The request for a case: the checkpoint's defaults, the case's prompt and seed.
     pub fn request(&self, case: &Case) -> reel_sampling::pipeline::GenerationRequest {
-        let defaults = &self.defaults;
-        let mut request = reel_sampling::pipeline::GenerationRequest::new(case.prompt.clone());
-        request.frames = defaults.frames.unwrap_or(crate::world::FRAMES);
-        request.height = defaults.height.unwrap_or(crate::world::HEIGHT);
-        request.width = defaults.width.unwrap_or(crate::world::WIDTH);
-        request.steps = defaults.steps.unwrap_or(crate::model::DEFAULT_STEPS);
-        request.guidance = defaults.guidance.unwrap_or(crate::model::DEFAULT_GUIDANCE);
-        request.max_sequence_length = defaults.max_sequence_length.unwrap_or(crate::model::MAX_SEQUENCE_LENGTH);
-        request.seed = case.seed;
-        request.step_cache = self.step_cache;
-        request
+        case_request(&self.defaults, &self.sampling, case)
     }
+}
+
+/// The request for `case` under a checkpoint's `defaults`, overridden by `sampling`.
+fn case_request(
+    defaults: &reel_sampling::checkpoint::GenerationDefaults,
+    sampling: &Sampling,
+    case: &Case,
+) -> reel_sampling::pipeline::GenerationRequest {
+    let mut request = reel_sampling::pipeline::GenerationRequest::new(case.prompt.clone());
+    request.frames = defaults.frames.unwrap_or(crate::world::FRAMES);
+    request.height = defaults.height.unwrap_or(crate::world::HEIGHT);
+    request.width = defaults.width.unwrap_or(crate::world::WIDTH);
+    request.steps = sampling.steps.or(defaults.steps).unwrap_or(crate::model::DEFAULT_STEPS);
+    request.guidance = sampling.guidance.or(defaults.guidance).unwrap_or(crate::model::DEFAULT_GUIDANCE);
+    request.shift = sampling.shift;
+    request.max_sequence_length = defaults.max_sequence_length.unwrap_or(crate::model::MAX_SEQUENCE_LENGTH);
+    request.seed = case.seed;
+    request.step_cache = sampling.step_cache;
+    request
 }
 
 /// [`CaseGenerator`]'s frames for each case, as [`evaluate`] takes them.
 pub fn model_generator(
     checkpoint_dir: &std::path::Path,
-    step_cache: Option<f64>,
+    sampling: Sampling,
 ) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
-    let generator = CaseGenerator::open(checkpoint_dir, step_cache)?;
+    let generator = CaseGenerator::open(checkpoint_dir, sampling)?;
     Ok(move |case: &Case| Ok(generator.generate(case)?.rgb8()?))
 }
 

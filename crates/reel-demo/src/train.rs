@@ -238,7 +238,7 @@ fn copy_weights(from: &Path, out: &Path, relative: &str) -> Result<()> {
 pub fn score_and_describe(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEvent)) -> Result<()> {
     let cases = held_out_cases(EVAL_CASES, 0);
     on_event(TrainEvent::Stage { name: "evaluate", total: cases.len(), done: 0 });
-    let mut generate = model_generator(&settings.out, None)?;
+    let mut generate = model_generator(&settings.out, Default::default())?;
     let report = evaluate(&cases, &mut generate, &mut |i, _| {
         on_event(TrainEvent::Step { stage: "evaluate", step: i + 1, total: cases.len(), loss: 0.0 })
     })?;

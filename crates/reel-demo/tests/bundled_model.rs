@@ -31,7 +31,7 @@ fn checkpoint() -> PathBuf {
 #[test]
 fn held_out_prompts_keep_the_committed_models_scores() {
     let cases = held_out_cases(CASES, 1);
-    let mut generate = model_generator(&checkpoint(), None).unwrap();
+    let mut generate = model_generator(&checkpoint(), Default::default()).unwrap();
     let report = evaluate(&cases, &mut generate, &mut |_, _| {}).unwrap();
     eprintln!("{}", report.table());
     assert!(report.colour >= COLOUR_FLOOR, "colour {:.1}% fell below {:.0}%", 100.0 * report.colour, 100.0 * COLOUR_FLOOR);
@@ -53,7 +53,7 @@ fn held_out_prompts_keep_the_committed_models_scores() {
 /// content measures 2 to 5 times).
 #[test]
 fn the_bundled_model_starts_from_a_first_frame_and_joins_windows_smoothly() {
-    let generator = reel_demo::eval::CaseGenerator::open(&checkpoint(), None).unwrap();
+    let generator = reel_demo::eval::CaseGenerator::open(&checkpoint(), Default::default()).unwrap();
     let cases = held_out_cases(4, 2);
     let report = reel_demo::continuity::evaluate_continuity(&generator, &cases, 2, &mut |_, _| {}).unwrap();
     eprintln!("{}", report.table());

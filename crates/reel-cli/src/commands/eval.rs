@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use reel_demo::continuity::evaluate_continuity;
-use reel_demo::eval::{cases, comparison_sheet, evaluate, held_out_cases, model_generator, vae_round_trip, Case, CaseGenerator};
+use reel_demo::eval::{cases, comparison_sheet, evaluate, held_out_cases, model_generator, vae_round_trip, Case, CaseGenerator, Sampling};
 use reel_demo::world::Split;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,6 +25,47 @@ enum EvalTarget {
     Continuity(ContinuityEval),
 }
 
+/// Sampling settings to evaluate the model under, in place of its own (`reel.json`, scheduler config).
+#[derive(Args)]
+struct SamplingArgs {
+    /// Denoising steps [default: the model's]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale [default: the model's]
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Flow shift of the schedule [default: the checkpoint's]
+    #[arg(long)]
+    shift: Option<f64>,
+    /// Generate with the step cache at this threshold (see `reel generate --step-cache`)
+    #[arg(long, value_name = "THRESHOLD")]
+    step_cache: Option<f64>,
+}
+
+impl SamplingArgs {
+    fn sampling(&self) -> Sampling {
+        Sampling { steps: self.steps, guidance: self.guidance, shift: self.shift, step_cache: self.step_cache }
+    }
+
+    /// The settings given, for the report's heading ("the model's" when none is).
+    fn describe(&self) -> String {
+        let given: Vec<String> = [
+            self.steps.map(|v| format!("{v} steps")),
+            self.guidance.map(|v| format!("guidance {v}")),
+            self.shift.map(|v| format!("shift {v}")),
+            self.step_cache.map(|v| format!("step cache {v}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.is_empty() { "the model's".into() } else { format!("{}, the model's otherwise", given.join(", ")) }
+    }
+}
+
+/// The [`SamplingArgs`] flags: they change how the model generates, so they mean nothing where no
+/// model generates (`--reference`, `--vae-only`).
+const SAMPLING_FLAGS: [&str; 4] = ["steps", "guidance", "shift", "step_cache"];
+
 #[derive(Args)]
 struct ContinuityEval {
     /// Checkpoint to evaluate [default: the bundled demo model]
@@ -39,6 +80,8 @@ struct ContinuityEval {
     /// Windows per video
     #[arg(long, default_value_t = 3)]
     windows: usize,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Also write the report as JSON
     #[arg(long)]
     json: Option<PathBuf>,
@@ -52,7 +95,7 @@ fn run_continuity(args: ContinuityEval) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => reel_demo::bundled::checkpoint_dir().context("the bundled demo model is unavailable")?,
     };
-    let generator = CaseGenerator::open(&dir, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let generator = CaseGenerator::open(&dir, args.sampling.sampling()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cases = held_out_cases(args.count, args.seed);
     let report = evaluate_continuity(&generator, &cases, args.windows, &mut |i, score| {
         if args.verbose {
@@ -60,6 +103,7 @@ fn run_continuity(args: ContinuityEval) -> anyhow::Result<()> {
         }
     })
     .map_err(|e| anyhow::anyhow!("continuity evaluation failed: {e}"))?;
+    println!("sampling: {}", args.sampling.describe());
     print!("{}", report.table());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
@@ -83,14 +127,13 @@ struct DemoEval {
     #[arg(long, value_enum, default_value_t = Prompts::HeldOut)]
     prompts: Prompts,
     /// Score the world's own renders instead of a model: the evaluator's ceiling
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = SAMPLING_FLAGS)]
     reference: bool,
     /// Score the world's renders passed through the checkpoint's VAE alone (encode, decode): the VAE's ceiling
-    #[arg(long, conflicts_with_all = ["reference", "step_cache"])]
+    #[arg(long, conflicts_with = "reference", conflicts_with_all = SAMPLING_FLAGS)]
     vae_only: bool,
-    /// Generate with the step cache at this threshold (see `reel generate --step-cache`)
-    #[arg(long, value_name = "THRESHOLD", conflicts_with = "reference")]
-    step_cache: Option<f64>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Also write the report (every prompt, what was seen, the scores) as JSON
     #[arg(long)]
     json: Option<PathBuf>,
@@ -134,7 +177,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         if args.vae_only {
             Box::new(vae_round_trip(&dir).map_err(|e| anyhow::anyhow!("{e}"))?)
         } else {
-            Box::new(model_generator(&dir, args.step_cache).map_err(|e| anyhow::anyhow!("{e}"))?)
+            Box::new(model_generator(&dir, args.sampling.sampling()).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
     };
     if let Some(dir) = &args.frames {
@@ -156,6 +199,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
     println!("prompts: {described}");
+    if !args.reference && !args.vae_only {
+        println!("sampling: {}", args.sampling.describe());
+    }
     print!("{}", report.table());
     let misses = report.misses(0.0);
     if !misses.is_empty() {

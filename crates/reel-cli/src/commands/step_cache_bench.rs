@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use reel_demo::eval::{held_out_cases, score, CaseGenerator, Report};
+use reel_demo::eval::{held_out_cases, score, CaseGenerator, Report, Sampling};
 
 /// PSNR in dB between two clips of RGB8 frames (infinite when equal).
 fn psnr(a: &[Vec<u8>], b: &[Vec<u8>]) -> f64 {
@@ -30,7 +30,7 @@ pub fn run(checkpoint: &Path, thresholds: &[f64], count: usize) -> anyhow::Resul
         "threshold", "steps run", "saved", "s/clip", "PSNR (dB)", "colour", "shape", "count", "motion"
     );
     for threshold in std::iter::once(None).chain(thresholds.iter().copied().map(Some)) {
-        let generator = CaseGenerator::open(checkpoint, threshold).map_err(err)?;
+        let generator = CaseGenerator::open(checkpoint, Sampling { step_cache: threshold, ..Default::default() }).map_err(err)?;
         let (mut computed, mut total, mut scores, mut psnrs) = (0usize, 0usize, Vec::new(), Vec::new());
         let started = Instant::now();
         for (i, case) in cases.iter().enumerate() {
