@@ -93,6 +93,10 @@ pub struct TrainSettings {
     /// With `vae_decoder_only`: a new decoder of this base width (`decoder_base_dim`), trained from
     /// scratch on the kept encoder's latents, in place of the old decoder.
     pub vae_decoder_width: Option<usize>,
+    /// With `vae_decoder_only`: the most noise added to the latents the decoder learns from, in units
+    /// of each channel's standard deviation (each clip draws its level uniformly up to this; 0: none),
+    /// so the decoder learns to draw clean objects from the inexact latents a transformer makes.
+    pub vae_latent_noise: f64,
     /// With `from`: train a new VAE from scratch (in place of the checkpoint's) and continue the
     /// transformer and text encoder on its latents.
     pub new_vae: bool,
@@ -123,6 +127,7 @@ impl TrainSettings {
             vae_from: None,
             vae_decoder_only: false,
             vae_decoder_width: None,
+            vae_latent_noise: 0.0,
             new_vae: false,
             pool: 2000,
             transformer_steps: 2500,
@@ -186,6 +191,12 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     let text_config = model::text_encoder_config(vocab_size);
     if settings.vae_decoder_only && settings.vae_from.is_none() {
         return Err("training only the VAE's decoder needs the checkpoint whose VAE it starts from (--vae-from)".into());
+    }
+    if settings.vae_latent_noise != 0.0 && !settings.vae_decoder_only {
+        return Err("noise on the latents is for a decoder trained alone on a kept encoder (--vae-decoder-only)".into());
+    }
+    if !(settings.vae_latent_noise >= 0.0 && settings.vae_latent_noise.is_finite()) {
+        return Err(format!("the latent noise must be a number >= 0, found {}", settings.vae_latent_noise).into());
     }
     if settings.vae_decoder_width.is_some() && !settings.vae_decoder_only {
         return Err("a new decoder width needs the decoder trained alone on a kept encoder (--vae-decoder-only)".into());
@@ -300,7 +311,7 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
             })
             .collect::<Result<Vec<_>>>()?;
         let video = Tensor::cat(&crops, 0)?;
-        let clips = VaeBatch::new(video, config, &mut rng)?;
+        let clips = VaeBatch::new(video, config, settings.vae_latent_noise, &mut rng)?;
         let (value, grads) = sharded_backward(batch, default_shards(batch), &trained_vars, |shard| {
             clips.loss(&vae, shard, settings.vae_decoder_only)
         })?;
@@ -356,25 +367,40 @@ fn is_decoder_param(name: &str) -> bool {
     name.starts_with("decoder.") || name.starts_with("post_quant_conv.")
 }
 
-/// A VAE training batch: clips in [-1, 1], their pixels' loss weights and the noise that draws each
-/// clip's latent from its posterior (drawn for the whole batch, so that a step's draws do not depend
-/// on how it is split into shards).
+/// A VAE training batch: clips in [-1, 1], their pixels' loss weights, the noise that draws each
+/// clip's latent from its posterior and the noise added to that latent (see
+/// [`TrainSettings::vae_latent_noise`]); drawn for the whole batch, so that a step's draws do not
+/// depend on how it is split into shards.
 struct VaeBatch {
     video: Tensor,
     weights: Tensor,
     total_weight: f64,
     noise: Tensor,
+    latent_noise: Option<Tensor>,
 }
 
 impl VaeBatch {
-    fn new(video: Tensor, config: &WanVaeConfig, rng: &mut Rng) -> Result<Self> {
+    fn new(video: Tensor, config: &WanVaeConfig, latent_noise: f64, rng: &mut Rng) -> Result<Self> {
         let (clips, _, frames, height, width) = video.dims5()?;
         let (temporal, spatial) = (config.scale_factor_temporal, config.scale_factor_spatial);
         let latent_shape = (clips, config.z_dim, (frames - 1) / temporal + 1, height / spatial, width / spatial);
-        let noise: Vec<f32> = (0..latent_shape.0 * latent_shape.1 * latent_shape.2 * latent_shape.3 * latent_shape.4).map(|_| rng.normal()).collect();
+        let normal = |rng: &mut Rng, count: usize| -> Vec<f32> { (0..count).map(|_| rng.normal()).collect() };
+        let noise = Tensor::from_vec(normal(rng, latent_shape.0 * latent_shape.1 * latent_shape.2 * latent_shape.3 * latent_shape.4), latent_shape, &Device::Cpu)?;
+        let latent_noise = if latent_noise > 0.0 {
+            // Each clip's level, times each channel's spread: noise of the same size in every
+            // channel of the normalised latents a transformer works on.
+            let levels: Vec<f32> = (0..clips).map(|_| rng.f32() * latent_noise as f32).collect();
+            let levels = Tensor::from_vec(levels, (clips, 1, 1, 1, 1), &Device::Cpu)?;
+            let spread: Vec<f32> = config.latents_std.iter().map(|v| *v as f32).collect();
+            let spread = Tensor::from_vec(spread, (1, config.z_dim, 1, 1, 1), &Device::Cpu)?;
+            let draws = Tensor::from_vec(normal(rng, noise.elem_count()), latent_shape, &Device::Cpu)?;
+            Some(draws.broadcast_mul(&levels)?.broadcast_mul(&spread)?)
+        } else {
+            None
+        };
         let weights = object_pixel_weights(&video)?;
         let total_weight = weights.sum_all()?.to_scalar::<f32>()? as f64;
-        Ok(Self { noise: Tensor::from_vec(noise, latent_shape, &Device::Cpu)?, video, weights, total_weight })
+        Ok(Self { noise, video, weights, total_weight, latent_noise })
     }
 
     /// The share of `clips` in the batch's loss: reconstruction (L1 + L2, object pixels weighted
@@ -385,7 +411,10 @@ impl VaeBatch {
         let video = shard(&self.video)?;
         let posterior = vae.encode(&video, None)?;
         let (mean, logvar) = if decoder_only { (posterior.mean.detach(), posterior.logvar.detach()) } else { (posterior.mean, posterior.logvar) };
-        let z = (&mean + ((&logvar * 0.5)?.exp()? * shard(&self.noise)?)?)?;
+        let mut z = (&mean + ((&logvar * 0.5)?.exp()? * shard(&self.noise)?)?)?;
+        if let Some(latent_noise) = &self.latent_noise {
+            z = (z + shard(latent_noise)?)?;
+        }
         let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
         let diff = (recon - video)?;
         let per_pixel = (diff.abs()? + diff.sqr()?)?.mean_keepdim(1)?;
@@ -433,11 +462,16 @@ pub fn vae_recipe(settings: &TrainSettings) -> String {
     format!(
         "{total} steps on {VAE_CROP}x{VAE_CROP} crops of clips ({:.0}% of them around an object), {start}{}, \
          each phase with its own warm-up and cosine decay, peak learning rate {} (half that after the first phase), \
-         loss L1 + L2 (object pixels and their neighbours weigh {}x) + {KL_WEIGHT} KL",
+         loss L1 + L2 (object pixels and their neighbours weigh {}x) + {KL_WEIGHT} KL{}",
         100.0 * OBJECT_CROPS,
         phases.join(", "),
         settings.vae_lr,
-        1.0 + VAE_OBJECT_WEIGHT
+        1.0 + VAE_OBJECT_WEIGHT,
+        if settings.vae_latent_noise > 0.0 {
+            format!(", the decoder given latents with noise added (each clip's level drawn up to {} of each channel's spread)", settings.vae_latent_noise)
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -688,6 +722,32 @@ mod tests {
 
     use super::*;
 
+    /// Noise on the decoder's latents is absent at level 0; otherwise each clip's noise stays within
+    /// its level times each channel's spread, and the channels' spreads follow the normalisation's.
+    #[test]
+    fn latent_noise_follows_each_channels_spread() -> Result<()> {
+        let spread = [0.5, 2.0, 1.0, 0.25, 1.5, 0.75, 3.0, 1.25];
+        let config = model::vae_config(vec![0.0; LATENT_CHANNELS], spread.to_vec());
+        let mut rng = Rng::new(17);
+        let video = Tensor::from_vec((0..6 * 3 * 5 * 32 * 32).map(|_| rng.f32() * 2.0 - 1.0).collect::<Vec<f32>>(), (6, 3, 5, 32, 32), &Device::Cpu)?;
+        assert!(VaeBatch::new(video.clone(), &config, 0.0, &mut rng)?.latent_noise.is_none());
+        let noise = VaeBatch::new(video, &config, 0.5, &mut rng)?.latent_noise.expect("noise at level 0.5");
+        assert_eq!(noise.dims(), &[6, LATENT_CHANNELS, 2, 8, 8]);
+        // Per clip and channel, the noise's spread over the latent cells, in units of the channel's.
+        let per_cell = noise.flatten_from(2)?;
+        let relative = per_cell.sqr()?.mean(2)?.sqrt()?.broadcast_div(&Tensor::new(&spread.map(|v| v as f32), &Device::Cpu)?)?.to_vec2::<f32>()?;
+        for clip in &relative {
+            let level = clip.iter().sum::<f32>() / clip.len() as f32;
+            assert!(level < 0.5 * 1.2, "clip level {level} above the maximum 0.5");
+            for channel in clip {
+                assert!((channel - level).abs() <= 0.25 * level + 1e-3, "channel spreads {clip:?} do not follow the normalisation's");
+            }
+        }
+        let levels: Vec<f32> = relative.iter().map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
+        assert!(levels.iter().cloned().fold(f32::MAX, f32::min) < levels.iter().cloned().fold(0.0, f32::max) * 0.8, "clips share one level: {levels:?}");
+        Ok(())
+    }
+
     /// A run that trains the bundled VAE's decoder alone, with no transformer steps, keeps the
     /// transformer, the text encoder and the VAE's encoder as they were, and encodes no pool.
     #[test]
@@ -759,7 +819,7 @@ mod tests {
         // Copies: the parameters' tensors share their storage with the variables the step updates.
         let before: HashMap<String, Tensor> = params.tensors().into_iter().map(|(name, t)| Ok((name, t.copy()?))).collect::<Result<_>>()?;
         let video = clips_tensor(&[Scene::random(&mut Rng::new(8), Split::Train)], 5)?.narrow(3, 16, 16)?.narrow(4, 16, 16)?;
-        let grads = VaeBatch::new(video, &config, &mut Rng::new(9))?.loss(&vae, 0..1, true)?.backward()?;
+        let grads = VaeBatch::new(video, &config, 0.0, &mut Rng::new(9))?.loss(&vae, 0..1, true)?.backward()?;
         for (name, var) in params.vars() {
             if !names.contains(&name) {
                 assert!(grads.get(var.as_tensor()).is_none(), "{name} has a gradient");

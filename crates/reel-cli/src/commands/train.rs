@@ -36,6 +36,11 @@ pub struct TrainArgs {
     /// encoder, as Wan 2.2's VAE), in place of the old decoder
     #[arg(long, value_name = "WIDTH", requires = "vae_decoder_only")]
     vae_decoder_width: Option<usize>,
+    /// With --vae-decoder-only: add noise to the latents the decoder learns from, each clip's level drawn
+    /// up to this many of each channel's standard deviations, so that it draws clean objects from the
+    /// inexact latents the transformer makes [default: 0, none]
+    #[arg(long, value_name = "LEVEL", requires = "vae_decoder_only")]
+    vae_latent_noise: Option<f64>,
     /// With --from: train a new VAE from scratch in place of that checkpoint's, and continue its
     /// transformer and text encoder on the new latents
     #[arg(long, requires = "from", conflicts_with = "vae_from")]
@@ -81,6 +86,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_from = args.vae_from.clone();
     settings.vae_decoder_only = args.vae_decoder_only;
     settings.vae_decoder_width = args.vae_decoder_width;
+    settings.vae_latent_noise = args.vae_latent_noise.unwrap_or(settings.vae_latent_noise);
     settings.new_vae = args.new_vae;
     settings.pool = args.pool.unwrap_or(settings.pool);
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
