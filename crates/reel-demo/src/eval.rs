@@ -104,6 +104,26 @@ pub struct CaseScore {
     pub camera: Option<f64>,
     pub consistency: f64,
     pub seen: Vec<String>,
+    /// Content cases: each prompt object's motion and the one read from the object of its colour.
+    pub motions: Vec<MotionRead>,
+}
+
+/// A prompt object's motion (`asked`) and the motion read from the object of its colour (`seen`;
+/// `None` when no object of that colour was found).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MotionRead {
+    pub asked: String,
+    pub seen: Option<String>,
+}
+
+/// How often one asked motion was read right over a report, and its commonest misreading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MotionTally {
+    pub asked: String,
+    pub objects: usize,
+    pub right: usize,
+    /// The motion most often read instead ("not found" when the object was missing), and how often.
+    pub commonest_misread: Option<(String, usize)>,
 }
 
 fn describe(track: &Track) -> String {
@@ -137,6 +157,16 @@ pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
             .then(|| if camera_from_still_objects(&found) == case.scene.camera { 1.0 } else { 0.0 }),
         consistency,
         seen: found.iter().map(describe).collect(),
+        motions: match case.kind {
+            CaseKind::Content => objects
+                .iter()
+                .map(|o| MotionRead {
+                    asked: format!("{:?}", o.motion),
+                    seen: found.iter().find(|t| t.colour == o.colour).map(|t| format!("{:?}", t.motion())),
+                })
+                .collect(),
+            CaseKind::Camera => Vec::new(),
+        },
     }
 }
 
@@ -152,6 +182,8 @@ pub struct Report {
     pub consistency: f64,
     pub seconds_per_clip: f64,
     pub targets: Targets,
+    /// Per asked motion, over the content cases' objects (the commonest motions first).
+    pub motion_tallies: Vec<MotionTally>,
     pub scores: Vec<CaseScore>,
 }
 
@@ -168,6 +200,7 @@ impl Report {
             consistency: mean(scores.iter().map(|s| s.consistency).collect()),
             seconds_per_clip,
             targets: TARGETS,
+            motion_tallies: motion_tallies(&scores),
             scores,
         }
     }
@@ -194,8 +227,40 @@ impl Report {
         text += &row("motion", self.motion, Some(TARGETS.motion));
         text += &row("camera", self.camera, None);
         text += &row("consistency", self.consistency, None);
+        if !self.motion_tallies.is_empty() {
+            text += "  motion read right, per asked motion (commonest misreading):\n";
+            for tally in &self.motion_tallies {
+                let misread = tally.commonest_misread.as_ref().map_or(String::new(), |(motion, n)| format!("  ({motion} {n}x)"));
+                let line = format!("    {:<10} {:>3}/{:<3}{misread}", tally.asked, tally.right, tally.objects);
+                text += line.trim_end();
+                text += "\n";
+            }
+        }
         text
     }
+}
+
+/// Tallies each asked motion over the content cases' objects: how often it was read right and what
+/// it was most often read as instead; the most asked motions first (ties by name).
+fn motion_tallies(scores: &[CaseScore]) -> Vec<MotionTally> {
+    use std::collections::BTreeMap;
+    let mut by_asked: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for read in scores.iter().flat_map(|s| &s.motions) {
+        *by_asked.entry(&read.asked).or_default().entry(read.seen.as_deref().unwrap_or("not found")).or_default() += 1;
+    }
+    let mut tallies: Vec<MotionTally> = by_asked
+        .into_iter()
+        .map(|(asked, seen)| {
+            let commonest_misread = seen
+                .iter()
+                .filter(|(motion, _)| **motion != asked)
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(motion, n)| (motion.to_string(), *n));
+            MotionTally { asked: asked.to_string(), objects: seen.values().sum(), right: seen.get(asked).copied().unwrap_or(0), commonest_misread }
+        })
+        .collect();
+    tallies.sort_by(|a, b| b.objects.cmp(&a.objects).then(a.asked.cmp(&b.asked)));
+    tallies
 }
 
 /// Scores `generate`'s clips for every case.
@@ -271,6 +336,49 @@ mod tests {
         assert_eq!((changed.prompt.as_str(), changed.seed), (case.prompt.as_str(), case.seed));
         let guidance_only = case_request(&defaults, &Sampling { guidance: Some(6.0), ..Default::default() }, case);
         assert_eq!((guidance_only.steps, guidance_only.guidance), (20, 6.0));
+    }
+
+    /// Each asked motion's tally counts its objects, those read right and the commonest other
+    /// reading (a missing object counts as "not found"), and agrees with the report's motion score.
+    #[test]
+    fn motion_tallies_count_right_reads_and_the_commonest_misreading() {
+        let cases = held_out_cases(30, 8);
+        let mut rng = Rng::new(3);
+        // Every other clip answered with another case's video, so that misreadings occur.
+        let report = evaluate(
+            &cases,
+            &mut |case| Ok(if rng.f32() < 0.5 { case.scene.render() } else { cases[rng.below(cases.len())].scene.render() }),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let reads: Vec<&MotionRead> = report.scores.iter().flat_map(|s| &s.motions).collect();
+        let objects: usize = report.scores.iter().filter(|s| s.kind == CaseKind::Content).map(|s| s.motions.len()).sum();
+        assert_eq!(reads.len(), objects);
+        assert_eq!(report.motion_tallies.iter().map(|t| t.objects).sum::<usize>(), objects);
+        assert!(report.motion_tallies.windows(2).all(|w| w[0].objects >= w[1].objects));
+        for tally in &report.motion_tallies {
+            let asked: Vec<&&MotionRead> = reads.iter().filter(|r| r.asked == tally.asked).collect();
+            assert_eq!(tally.objects, asked.len());
+            assert_eq!(tally.right, asked.iter().filter(|r| r.seen.as_deref() == Some(r.asked.as_str())).count());
+            match &tally.commonest_misread {
+                None => assert_eq!(tally.right, tally.objects, "{tally:?}"),
+                Some((motion, n)) => {
+                    assert_ne!(motion, &tally.asked);
+                    let count = |m: &str| asked.iter().filter(|r| r.seen.as_deref().unwrap_or("not found") == m).count();
+                    assert_eq!(count(motion), *n);
+                    assert!(asked.iter().all(|r| {
+                        let m = r.seen.as_deref().unwrap_or("not found");
+                        m == tally.asked || count(m) <= *n
+                    }));
+                }
+            }
+        }
+        assert!(report.motion_tallies.iter().any(|t| t.right < t.objects), "no misreading to tally: {}", report.table());
+        // Per case the motion score is the share of its objects read right.
+        for s in report.scores.iter().filter(|s| s.kind == CaseKind::Content) {
+            let right = s.motions.iter().filter(|r| r.seen.as_deref() == Some(r.asked.as_str())).count();
+            assert_eq!(s.motion, Some(right as f64 / s.motions.len() as f64));
+        }
     }
 
     #[test]
