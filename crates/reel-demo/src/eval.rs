@@ -116,6 +116,12 @@ pub struct MotionRead {
     pub seen: Option<String>,
 }
 
+impl MotionRead {
+    pub fn is_right(&self) -> bool {
+        self.seen.as_deref() == Some(self.asked.as_str())
+    }
+}
+
 /// How often one asked motion was read right over a report, and its commonest misreading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MotionTally {
@@ -146,27 +152,29 @@ pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
         .map(|o| found.iter().find(|t| t.colour == o.colour).map_or(0.0, |t| t.presence() as f64))
         .sum::<f64>()
         / objects.len() as f64;
+    let motions: Vec<MotionRead> = match case.kind {
+        CaseKind::Content => objects
+            .iter()
+            .map(|o| MotionRead {
+                asked: format!("{:?}", o.motion),
+                seen: found.iter().find(|t| t.colour == o.colour).map(|t| format!("{:?}", t.motion())),
+            })
+            .collect(),
+        CaseKind::Camera => Vec::new(),
+    };
     CaseScore {
         prompt: case.prompt.clone(),
         kind: case.kind,
         colour: per_object(&|_, _| true),
         shape: per_object(&|t, i| t.shape() == objects[i].shape),
         count: if found.len() == objects.len() { 1.0 } else { 0.0 },
-        motion: (case.kind == CaseKind::Content).then(|| per_object(&|t, i| t.motion() == objects[i].motion)),
+        motion: (case.kind == CaseKind::Content)
+            .then(|| motions.iter().filter(|read| read.is_right()).count() as f64 / objects.len() as f64),
         camera: (case.kind == CaseKind::Camera)
             .then(|| if camera_from_still_objects(&found) == case.scene.camera { 1.0 } else { 0.0 }),
         consistency,
         seen: found.iter().map(describe).collect(),
-        motions: match case.kind {
-            CaseKind::Content => objects
-                .iter()
-                .map(|o| MotionRead {
-                    asked: format!("{:?}", o.motion),
-                    seen: found.iter().find(|t| t.colour == o.colour).map(|t| format!("{:?}", t.motion())),
-                })
-                .collect(),
-            CaseKind::Camera => Vec::new(),
-        },
+        motions,
     }
 }
 
