@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::world::{Camera, Colour, Motion, Shape, COLOURS, HEIGHT, WIDTH};
+use crate::world::{Camera, Colour, Motion, Shape, COLOURS, HEIGHT, SHAPES, WIDTH};
 
 /// Backdrops are dark (no channel above ~95); every object colour has a channel of 160 or more.
 pub const FOREGROUND_LEVEL: u8 = 128;
@@ -24,14 +24,12 @@ pub struct Blob {
     /// Area over the area of the circle through the farthest pixel: 1 for a disc, lower for
     /// squares, triangles, stars.
     pub roundness: f32,
-    /// Background pixels enclosed by the region (a ring's hole).
-    pub hole: usize,
-    /// Area over the area of the convex hull: a star's notches make it low.
-    pub solidity: f32,
     /// Orientation of the second moments, in radians (meaningful for elongated regions).
     pub orientation: f32,
     /// How elongated the second moments are (0 for isotropic shapes).
     pub anisotropy: f32,
+    /// The region's pixels, as indices into the frame.
+    pub pixels: Vec<usize>,
 }
 
 /// Whether a pixel is bright enough to belong to an object rather than the dark backdrop.
@@ -80,22 +78,21 @@ pub fn blobs(frame: &[u8]) -> Vec<Blob> {
     }
     regions
         .into_iter()
-        .enumerate()
-        .filter(|(_, (_, pixels))| pixels.len() >= MIN_AREA)
-        .map(|(id, (colour, pixels))| describe(COLOURS[colour], &pixels, &label, id))
+        .filter(|(_, pixels)| pixels.len() >= MIN_AREA)
+        .map(|(colour, pixels)| describe(COLOURS[colour], pixels))
         .collect()
 }
 
-fn describe(colour: Colour, pixels: &[usize], label: &[usize], id: usize) -> Blob {
+fn describe(colour: Colour, pixels: Vec<usize>) -> Blob {
     let area = pixels.len();
     let (mut sx, mut sy) = (0f32, 0f32);
-    for p in pixels {
+    for p in &pixels {
         sx += (p % WIDTH) as f32 + 0.5;
         sy += (p / WIDTH) as f32 + 0.5;
     }
     let centroid = (sx / area as f32, sy / area as f32);
     let (mut r_max, mut cxx, mut cyy, mut cxy) = (0f32, 0f32, 0f32, 0f32);
-    for p in pixels {
+    for p in &pixels {
         let dx = (p % WIDTH) as f32 + 0.5 - centroid.0;
         let dy = (p / WIDTH) as f32 + 0.5 - centroid.1;
         r_max = r_max.max((dx * dx + dy * dy).sqrt() + 0.5);
@@ -107,80 +104,117 @@ fn describe(colour: Colour, pixels: &[usize], label: &[usize], id: usize) -> Blo
     let orientation = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
     let trace = cxx + cyy;
     let anisotropy = if trace > 0.0 { ((cxx - cyy).powi(2) + 4.0 * cxy * cxy).sqrt() / trace } else { 0.0 };
-    let solidity = area as f32 / convex_hull_area(pixels).max(1.0);
-    Blob { colour, area, centroid, roundness, hole: enclosed_background(pixels, label, id), solidity, orientation, anisotropy }
+    Blob { colour, area, centroid, roundness, orientation, anisotropy, pixels }
 }
 
-/// Area of the convex hull of the pixels' squares (Andrew's monotone chain over their corners).
-fn convex_hull_area(pixels: &[usize]) -> f32 {
-    let mut points: Vec<(i32, i32)> = pixels
-        .iter()
-        .flat_map(|p| {
-            let (x, y) = ((p % WIDTH) as i32, (p / WIDTH) as i32);
-            [(x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1)]
-        })
-        .collect();
-    points.sort_unstable();
-    points.dedup();
-    let cross = |o: (i32, i32), a: (i32, i32), b: (i32, i32)| (a.0 - o.0) as i64 * (b.1 - o.1) as i64 - (a.1 - o.1) as i64 * (b.0 - o.0) as i64;
-    let mut hull: Vec<(i32, i32)> = Vec::new();
-    for pass in 0..2 {
-        let start = hull.len();
-        let iter: Box<dyn Iterator<Item = &(i32, i32)>> = if pass == 0 { Box::new(points.iter()) } else { Box::new(points.iter().rev()) };
-        for &p in iter {
-            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0 {
-                hull.pop();
+/// One channel of `width` x `height` values blurred by a Gaussian of `sigma` pixels (separable,
+/// cut at three sigma; the edges repeat outward). `sigma` 0 leaves the values as they are.
+pub fn gaussian_blur(values: &[f32], width: usize, height: usize, sigma: f32) -> Vec<f32> {
+    if sigma <= 0.0 {
+        return values.to_vec();
+    }
+    let reach = (3.0 * sigma).ceil() as isize;
+    let kernel: Vec<f32> = (-reach..=reach).map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    let pass = |input: &[f32], along_x: bool| -> Vec<f32> {
+        let mut output = vec![0f32; input.len()];
+        for y in 0..height as isize {
+            for x in 0..width as isize {
+                output[y as usize * width + x as usize] = (-reach..=reach)
+                    .map(|d| {
+                        let (sx, sy) = if along_x { ((x + d).clamp(0, width as isize - 1), y) } else { (x, (y + d).clamp(0, height as isize - 1)) };
+                        kernel[(d + reach) as usize] * input[sy as usize * width + sx as usize]
+                    })
+                    .sum();
             }
-            hull.push(p);
         }
-        hull.pop();
-    }
-    let twice: i64 = (0..hull.len()).map(|i| {
-        let (a, b) = (hull[i], hull[(i + 1) % hull.len()]);
-        a.0 as i64 * b.1 as i64 - b.0 as i64 * a.1 as i64
-    }).sum();
-    (twice.abs() as f32) / 2.0
+        output
+    };
+    pass(&pass(values, true), false)
 }
 
-/// Background pixels inside the region's bounding box that cannot reach the box's border
-/// without crossing the region.
-fn enclosed_background(pixels: &[usize], label: &[usize], id: usize) -> usize {
-    let (mut x0, mut y0, mut x1, mut y1) = (WIDTH, HEIGHT, 0, 0);
-    for p in pixels {
+/// Frames of a track whose regions are matched against the shape templates.
+const SHAPE_FRAMES: usize = 5;
+/// Blurs (Gaussian sigma, pixels) a template is tried at: a render's sharp edges, and the
+/// softened ones a VAE's decoder draws, which round corners and fill a star's notches.
+const TEMPLATE_BLURS: [f32; 2] = [0.0, 1.0];
+/// Supersampling of a template's coverage, per pixel side.
+const TEMPLATE_SAMPLES: usize = 3;
+
+/// How well `shape` explains a region: the best intersection over union between the region and
+/// the world's `shape` drawn at the region's centroid with the region's area, over turns within the
+/// shape's symmetry and over [`TEMPLATE_BLURS`], each template cut at half coverage as the region's
+/// pixels are cut at [`FOREGROUND_LEVEL`].
+pub fn template_overlap(blob: &Blob, shape: Shape) -> f32 {
+    let radius = (blob.area as f32 / unit_area(shape)).sqrt();
+    // The template, blurred, stays within this window around the centroid.
+    let reach = radius + 3.0 * TEMPLATE_BLURS.iter().copied().fold(0.0, f32::max) + 2.0;
+    let clamp = |v: f32, size: usize| (v.max(0.0) as usize).min(size);
+    let (x0, x1) = (clamp((blob.centroid.0 - reach).floor(), WIDTH), clamp((blob.centroid.0 + reach).ceil(), WIDTH));
+    let (y0, y1) = (clamp((blob.centroid.1 - reach).floor(), HEIGHT), clamp((blob.centroid.1 + reach).ceil(), HEIGHT));
+    let (w, h) = (x1 - x0, y1 - y0);
+    if w == 0 || h == 0 {
+        return 0.0;
+    }
+    let mut region = vec![false; w * h];
+    for p in &blob.pixels {
         let (x, y) = (p % WIDTH, p / WIDTH);
-        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-    }
-    let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
-    let inside = |x: usize, y: usize| label[(y0 + y) * WIDTH + x0 + x] == id;
-    let mut outside = vec![false; w * h];
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for x in 0..w {
-        stack.push((x, 0));
-        stack.push((x, h - 1));
-    }
-    for y in 0..h {
-        stack.push((0, y));
-        stack.push((w - 1, y));
-    }
-    while let Some((x, y)) = stack.pop() {
-        if outside[y * w + x] || inside(x, y) {
-            continue;
-        }
-        outside[y * w + x] = true;
-        if x > 0 {
-            stack.push((x - 1, y));
-        }
-        if x + 1 < w {
-            stack.push((x + 1, y));
-        }
-        if y > 0 {
-            stack.push((x, y - 1));
-        }
-        if y + 1 < h {
-            stack.push((x, y + 1));
+        if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+            region[(y - y0) * w + x - x0] = true;
         }
     }
-    (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| !inside(x, y) && !outside[y * w + x]).count()
+    let period = match shape {
+        Shape::Circle | Shape::Ring => 0.0,
+        Shape::Square => 90f32.to_radians(),
+        Shape::Triangle => 120f32.to_radians(),
+        Shape::Star => 72f32.to_radians(),
+    };
+    let turns = if period > 0.0 { 6 } else { 1 };
+    let mut best = 0f32;
+    for turn in 0..turns {
+        let angle = period * turn as f32 / turns as f32;
+        let coverage: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((x0 + i % w) as f32, (y0 + i / w) as f32);
+                // Every shape lies within 1.25 radii of its centre (a square's corners reach 1.2).
+                let (dx, dy) = (x + 0.5 - blob.centroid.0, y + 0.5 - blob.centroid.1);
+                if (dx * dx + dy * dy).sqrt() > 1.25 * radius + 1.0 {
+                    return 0.0;
+                }
+                let inside = (0..TEMPLATE_SAMPLES * TEMPLATE_SAMPLES)
+                    .filter(|s| {
+                        let (ox, oy) = ((s % TEMPLATE_SAMPLES) as f32 + 0.5, (s / TEMPLATE_SAMPLES) as f32 + 0.5);
+                        shape.covers(blob.centroid, radius, angle, x + ox / TEMPLATE_SAMPLES as f32, y + oy / TEMPLATE_SAMPLES as f32)
+                    })
+                    .count();
+                inside as f32 / (TEMPLATE_SAMPLES * TEMPLATE_SAMPLES) as f32
+            })
+            .collect();
+        for blur in TEMPLATE_BLURS {
+            let template = gaussian_blur(&coverage, w, h, blur);
+            let drawn = template.iter().filter(|v| **v >= 0.5).count();
+            let shared = template.iter().zip(&region).filter(|(v, inside)| **v >= 0.5 && **inside).count();
+            // The region's pixels outside the window count against the template too.
+            best = best.max(shared as f32 / (drawn + blob.area - shared) as f32);
+        }
+    }
+    best
+}
+
+/// The area of `shape` at radius 1 (measured on a fine grid, once per shape).
+fn unit_area(shape: Shape) -> f32 {
+    static AREAS: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    let areas = AREAS.get_or_init(|| {
+        const STEPS: usize = 400;
+        let step = 2.0 / STEPS as f32;
+        let at = |i: usize| -1.0 + (i as f32 + 0.5) * step;
+        SHAPES
+            .iter()
+            .map(|s| (0..STEPS * STEPS).filter(|i| s.covers((0.0, 0.0), 1.0, 0.0, at(i % STEPS), at(i / STEPS))).count() as f32 * step * step)
+            .collect()
+    });
+    areas[SHAPES.iter().position(|s| *s == shape).expect("a known shape")]
 }
 
 /// One object followed through the clip: its largest region of its colour in each frame.
@@ -200,27 +234,14 @@ impl Track {
         self.frames.iter().flatten().collect()
     }
 
-    /// The shape: a hole makes a ring, notches (low solidity) a star; otherwise roundness tells
-    /// circles (about 0.9), squares (0.65) and triangles (0.43) apart. Medians over the frames.
+    /// The shape whose template matches the object best, summed over up to five frames spread
+    /// through the clip (see [`template_overlap`]).
     pub fn shape(&self) -> Shape {
         let seen = self.seen();
-        let holes = seen.iter().filter(|b| b.hole * 20 >= b.area).count();
-        if holes * 2 > seen.len() {
-            return Shape::Ring;
-        }
-        let median = |values: Vec<f32>| {
-            let mut values = values;
-            values.sort_by(f32::total_cmp);
-            values[values.len() / 2]
-        };
-        if median(seen.iter().map(|b| b.solidity).collect()) < 0.78 {
-            return Shape::Star;
-        }
-        match median(seen.iter().map(|b| b.roundness).collect()) {
-            m if m >= 0.80 => Shape::Circle,
-            m if m >= 0.55 => Shape::Square,
-            _ => Shape::Triangle,
-        }
+        let picked = SHAPE_FRAMES.min(seen.len());
+        let frames: Vec<&Blob> = (0..picked).map(|i| seen[i * (seen.len() - 1) / (picked - 1).max(1)]).collect();
+        let fit = |shape: Shape| frames.iter().map(|blob| template_overlap(blob, shape)).sum::<f32>();
+        SHAPES.into_iter().map(|shape| (shape, fit(shape))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(shape, _)| shape).expect("five shapes")
     }
 
     /// Apparent motion in the frame: translation, size change, hopping, turning or none.

@@ -399,6 +399,24 @@ mod tests {
         assert_eq!(seen.iter().filter(|c| c.kind == CaseKind::Camera).count(), 8);
     }
 
+    /// Shapes are read through the softened edges a VAE's decoder draws: the world's renders
+    /// blurred by a Gaussian of one pixel still score their shapes.
+    #[test]
+    fn shapes_are_read_through_a_blur() {
+        use crate::analysis::gaussian_blur;
+        use crate::world::{HEIGHT, WIDTH};
+        let blur = |frame: &Vec<u8>| -> Vec<u8> {
+            let channels: Vec<Vec<f32>> = (0..3)
+                .map(|c| gaussian_blur(&frame.iter().skip(c).step_by(3).map(|v| *v as f32).collect::<Vec<_>>(), WIDTH, HEIGHT, 1.0))
+                .collect();
+            (0..WIDTH * HEIGHT).flat_map(|i| (0..3).map(|c| channels[c][i].round().clamp(0.0, 255.0) as u8).collect::<Vec<_>>()).collect()
+        };
+        let cases = held_out_cases(40, 9);
+        let report = evaluate(&cases, &mut |case| Ok(case.scene.render().iter().map(blur).collect()), &mut |_, _| {}).unwrap();
+        eprintln!("{}", report.table());
+        assert!(report.shape >= 0.8, "shape {}", report.shape);
+    }
+
     #[test]
     fn a_wrong_video_scores_low() {
         let cases = held_out_cases(20, 6);

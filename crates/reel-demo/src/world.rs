@@ -183,6 +183,38 @@ impl Shape {
     pub fn shows_rotation(self) -> bool {
         matches!(self, Shape::Square | Shape::Triangle | Shape::Star)
     }
+
+    /// Whether the point (`x`, `y`) lies inside this shape of `radius` centred at `centre`, turned
+    /// by `angle` radians: the geometry the world draws with.
+    pub fn covers(self, centre: (f32, f32), radius: f32, angle: f32, x: f32, y: f32) -> bool {
+        let (dx, dy) = (x - centre.0, y - centre.1);
+        let (c, s) = (angle.cos(), angle.sin());
+        // Into the shape's own frame.
+        let (u, v) = (dx * c + dy * s, -dx * s + dy * c);
+        let r = radius;
+        match self {
+            Shape::Circle => u * u + v * v <= r * r,
+            Shape::Ring => {
+                let d2 = u * u + v * v;
+                d2 <= r * r && d2 >= (0.55 * r) * (0.55 * r)
+            }
+            Shape::Square => u.abs() <= 0.85 * r && v.abs() <= 0.85 * r,
+            Shape::Triangle => {
+                // Pointing up: apex at (0, -r), base at v = r / 2.
+                let h = 1.5 * r;
+                let vv = v + r;
+                vv >= 0.0 && vv <= h && u.abs() <= vv / h * r * 0.95
+            }
+            Shape::Star => {
+                let d = (u * u + v * v).sqrt();
+                let theta = v.atan2(u) + std::f32::consts::FRAC_PI_2;
+                // Five points: the radius alternates between r and 0.45 r.
+                let phase = (theta * 5.0 / (2.0 * std::f32::consts::PI)).rem_euclid(1.0);
+                let spike = (phase - 0.5).abs() * 2.0;
+                d <= r * (0.45 + 0.55 * spike)
+            }
+        }
+    }
 }
 
 impl Size {
@@ -426,33 +458,7 @@ fn place(object: &Object, t: f32) -> Placed {
 
 impl Placed {
     fn contains(&self, x: f32, y: f32) -> bool {
-        let (dx, dy) = (x - self.centre.0, y - self.centre.1);
-        let (c, s) = (self.angle.cos(), self.angle.sin());
-        // Into the shape's own frame.
-        let (u, v) = (dx * c + dy * s, -dx * s + dy * c);
-        let r = self.radius;
-        match self.shape {
-            Shape::Circle => u * u + v * v <= r * r,
-            Shape::Ring => {
-                let d2 = u * u + v * v;
-                d2 <= r * r && d2 >= (0.55 * r) * (0.55 * r)
-            }
-            Shape::Square => u.abs() <= 0.85 * r && v.abs() <= 0.85 * r,
-            Shape::Triangle => {
-                // Pointing up: apex at (0, -r), base at v = r / 2.
-                let h = 1.5 * r;
-                let vv = v + r;
-                vv >= 0.0 && vv <= h && u.abs() <= vv / h * r * 0.95
-            }
-            Shape::Star => {
-                let d = (u * u + v * v).sqrt();
-                let theta = v.atan2(u) + std::f32::consts::FRAC_PI_2;
-                // Five points: the radius alternates between r and 0.45 r.
-                let phase = (theta * 5.0 / (2.0 * std::f32::consts::PI)).rem_euclid(1.0);
-                let spike = (phase - 0.5).abs() * 2.0;
-                d <= r * (0.45 + 0.55 * spike)
-            }
-        }
+        self.shape.covers(self.centre, self.radius, self.angle, x, y)
     }
 }
 
