@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::analysis::{camera_from_still_objects, tracks, Track};
 use crate::caption::caption;
 use crate::rng::Rng;
-use crate::world::{Camera, Motion, Pattern, Scene, Split, HELD_OUT_COLOUR_SHAPE};
+use crate::world::{Camera, Colour, Motion, Pattern, Scene, Shape, Split, HELD_OUT_COLOUR_SHAPE};
 
 /// The targets of the demo model on held-out prompts (fractions).
 pub const TARGETS: Targets = Targets { colour: 0.90, motion: 0.80, shape: 0.70, count: 0.80 };
@@ -132,12 +132,14 @@ pub struct MotionTally {
     pub commonest_misread: Option<(String, usize)>,
 }
 
-fn describe(track: &Track) -> String {
-    format!("{} {} {:?} ({:.0}% of frames)", track.colour.name(), track.shape().name(), track.motion(), 100.0 * track.presence())
+fn describe(track: &Track, shape: Shape) -> String {
+    format!("{} {} {:?} ({:.0}% of frames)", track.colour.name(), shape.name(), track.motion(), 100.0 * track.presence())
 }
 
 pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
     let found = tracks(frames);
+    // Each track's shape is read once: template matching is the costly part of scoring.
+    let shapes: std::collections::HashMap<Colour, Shape> = found.iter().map(|t| (t.colour, t.shape())).collect();
     let objects = &case.scene.objects;
     let per_object = |check: &dyn Fn(&Track, usize) -> bool| -> f64 {
         let hits = objects
@@ -166,14 +168,14 @@ pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
         prompt: case.prompt.clone(),
         kind: case.kind,
         colour: per_object(&|_, _| true),
-        shape: per_object(&|t, i| t.shape() == objects[i].shape),
+        shape: per_object(&|t, i| shapes[&t.colour] == objects[i].shape),
         count: if found.len() == objects.len() { 1.0 } else { 0.0 },
         motion: (case.kind == CaseKind::Content)
             .then(|| motions.iter().filter(|read| read.is_right()).count() as f64 / objects.len() as f64),
         camera: (case.kind == CaseKind::Camera)
             .then(|| if camera_from_still_objects(&found) == case.scene.camera { 1.0 } else { 0.0 }),
         consistency,
-        seen: found.iter().map(describe).collect(),
+        seen: found.iter().map(|t| describe(t, shapes[&t.colour])).collect(),
         motions,
     }
 }
