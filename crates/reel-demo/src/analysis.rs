@@ -14,6 +14,9 @@ const MIN_AREA: usize = 8;
 const MAX_COLOUR_DISTANCE: f32 = 90.0;
 /// Displacement (pixels over the clip) above which an object is moving.
 const MOVE_THRESHOLD: f32 = 8.0;
+/// Turn (degrees over the clip) above which an object is rotating; the world turns its objects
+/// by 90 degrees.
+const MIN_TURN: f32 = 30.0;
 
 /// One connected region of one named colour in one frame.
 #[derive(Debug, Clone)]
@@ -21,13 +24,6 @@ pub struct Blob {
     pub colour: Colour,
     pub area: usize,
     pub centroid: (f32, f32),
-    /// Area over the area of the circle through the farthest pixel: 1 for a disc, lower for
-    /// squares, triangles, stars.
-    pub roundness: f32,
-    /// Orientation of the second moments, in radians (meaningful for elongated regions).
-    pub orientation: f32,
-    /// How elongated the second moments are (0 for isotropic shapes).
-    pub anisotropy: f32,
     /// The region's pixels, as indices into the frame.
     pub pixels: Vec<usize>,
 }
@@ -90,21 +86,7 @@ fn describe(colour: Colour, pixels: Vec<usize>) -> Blob {
         sx += (p % WIDTH) as f32 + 0.5;
         sy += (p / WIDTH) as f32 + 0.5;
     }
-    let centroid = (sx / area as f32, sy / area as f32);
-    let (mut r_max, mut cxx, mut cyy, mut cxy) = (0f32, 0f32, 0f32, 0f32);
-    for p in &pixels {
-        let dx = (p % WIDTH) as f32 + 0.5 - centroid.0;
-        let dy = (p / WIDTH) as f32 + 0.5 - centroid.1;
-        r_max = r_max.max((dx * dx + dy * dy).sqrt() + 0.5);
-        cxx += dx * dx;
-        cyy += dy * dy;
-        cxy += dx * dy;
-    }
-    let roundness = area as f32 / (std::f32::consts::PI * r_max * r_max);
-    let orientation = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
-    let trace = cxx + cyy;
-    let anisotropy = if trace > 0.0 { ((cxx - cyy).powi(2) + 4.0 * cxy * cxy).sqrt() / trace } else { 0.0 };
-    Blob { colour, area, centroid, roundness, orientation, anisotropy, pixels }
+    Blob { colour, area, centroid: (sx / area as f32, sy / area as f32), pixels }
 }
 
 /// One channel of `width` x `height` values blurred by a Gaussian of `sigma` pixels (separable,
@@ -139,6 +121,11 @@ const SHAPE_FRAMES: usize = 5;
 /// Blurs (Gaussian sigma, pixels) a template is tried at: a render's sharp edges, and the
 /// softened ones a VAE's decoder draws, which round corners and fill a star's notches.
 const TEMPLATE_BLURS: [f32; 2] = [0.0, 1.0];
+/// Angles a template is tried at within its shape's symmetry, to read the shape (one region).
+const SHAPE_TURNS: usize = 6;
+/// Angles tried to follow an object's turning from frame to frame: finer than one frame's turn of
+/// the world's slowest-looking rotation (a square's quarter turn over 17 frames, 5.6 degrees).
+const TURNING_TURNS: usize = 18;
 /// Supersampling of a template's coverage, per pixel side.
 const TEMPLATE_SAMPLES: usize = 3;
 
@@ -147,6 +134,12 @@ const TEMPLATE_SAMPLES: usize = 3;
 /// shape's symmetry and over [`TEMPLATE_BLURS`], each template cut at half coverage as the region's
 /// pixels are cut at [`FOREGROUND_LEVEL`].
 pub fn template_overlap(blob: &Blob, shape: Shape) -> f32 {
+    template_fit(blob, shape, SHAPE_TURNS).0
+}
+
+/// The best overlap of [`template_overlap`] over `turns` angles spread evenly within the shape's
+/// symmetry, and the angle (radians) it was found at.
+fn template_fit(blob: &Blob, shape: Shape, turns: usize) -> (f32, f32) {
     let radius = (blob.area as f32 / unit_area(shape)).sqrt();
     // The template, blurred, stays within this window around the centroid.
     let reach = radius + 3.0 * TEMPLATE_BLURS.iter().copied().fold(0.0, f32::max) + 2.0;
@@ -155,7 +148,7 @@ pub fn template_overlap(blob: &Blob, shape: Shape) -> f32 {
     let (y0, y1) = (clamp((blob.centroid.1 - reach).floor(), HEIGHT), clamp((blob.centroid.1 + reach).ceil(), HEIGHT));
     let (w, h) = (x1 - x0, y1 - y0);
     if w == 0 || h == 0 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let mut region = vec![false; w * h];
     for p in &blob.pixels {
@@ -164,14 +157,8 @@ pub fn template_overlap(blob: &Blob, shape: Shape) -> f32 {
             region[(y - y0) * w + x - x0] = true;
         }
     }
-    let period = match shape {
-        Shape::Circle | Shape::Ring => 0.0,
-        Shape::Square => 90f32.to_radians(),
-        Shape::Triangle => 120f32.to_radians(),
-        Shape::Star => 72f32.to_radians(),
-    };
-    let turns = if period > 0.0 { 6 } else { 1 };
-    let mut best = 0f32;
+    let (period, turns) = shape.symmetry().map_or((0.0, 1), |period| (period, turns));
+    let mut best = (0f32, 0f32);
     for turn in 0..turns {
         let angle = period * turn as f32 / turns as f32;
         let coverage: Vec<f32> = (0..w * h)
@@ -196,7 +183,10 @@ pub fn template_overlap(blob: &Blob, shape: Shape) -> f32 {
             let drawn = template.iter().filter(|v| **v >= 0.5).count();
             let shared = template.iter().zip(&region).filter(|(v, inside)| **v >= 0.5 && **inside).count();
             // The region's pixels outside the window count against the template too.
-            best = best.max(shared as f32 / (drawn + blob.area - shared) as f32);
+            let overlap = shared as f32 / (drawn + blob.area - shared) as f32;
+            if overlap > best.0 {
+                best = (overlap, angle);
+            }
         }
     }
     best
@@ -244,8 +234,9 @@ impl Track {
         SHAPES.into_iter().map(|shape| (shape, fit(shape))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(shape, _)| shape).expect("five shapes")
     }
 
-    /// Apparent motion in the frame: translation, size change, hopping, turning or none.
-    pub fn motion(&self) -> Motion {
+    /// Apparent motion in the frame of an object read as `shape`: translation, size change, hopping,
+    /// turning or none.
+    pub fn motion(&self, shape: Shape) -> Motion {
         let seen = self.seen();
         let (first, last) = (seen[0], seen[seen.len() - 1]);
         let (dx, dy) = (last.centroid.0 - first.centroid.0, last.centroid.1 - first.centroid.1);
@@ -266,13 +257,24 @@ impl Track {
         if rise >= 6.0 {
             return Motion::Bounce;
         }
-        // Turning: the principal axis of an elongated view changes during the clip.
-        let turning = seen.iter().any(|b| b.anisotropy > 0.15 && (b.orientation - first.orientation).abs() > 0.35)
-            || seen.windows(2).any(|w| (w[1].roundness - w[0].roundness).abs() > 0.12);
-        if turning {
+        if self.turns(shape) {
             return Motion::Rotate;
         }
         Motion::Still
+    }
+
+    /// Whether the object, read as `shape`, keeps turning one way: the angle its template fits best
+    /// at, followed from frame to frame (each step taken as the shorter way round the shape's
+    /// symmetry), must add up to a turn of [`MIN_TURN`] that is most of the steps' total length, so
+    /// that the flicker of a still object's edges, which turns the fit back and forth, is not read
+    /// as rotation.
+    fn turns(&self, shape: Shape) -> bool {
+        let Some(period) = shape.symmetry() else { return false };
+        let angles: Vec<f32> = self.seen().iter().map(|blob| template_fit(blob, shape, TURNING_TURNS).1).collect();
+        let steps: Vec<f32> = angles.windows(2).map(|w| (w[1] - w[0] + 1.5 * period).rem_euclid(period) - 0.5 * period).collect();
+        let net = steps.iter().sum::<f32>().abs();
+        let travelled = steps.iter().map(|s| s.abs()).sum::<f32>();
+        net >= MIN_TURN.to_radians() && net >= 0.6 * travelled
     }
 }
 

@@ -114,7 +114,7 @@ pub fn score_continuity(case: &Case, frames: &[Vec<u8>], joins: &[usize], window
         prompt: case.prompt.clone(),
         colour_kept: first.as_ref().is_some_and(|t| t.presence() >= 0.5),
         shape_kept: first.as_ref().is_some_and(|t| t.shape() == object.shape),
-        motion_kept: whole.as_ref().is_some_and(|t| t.motion() == object.motion),
+        motion_kept: whole.as_ref().is_some_and(|t| t.motion(t.shape()) == object.motion),
         join_step: mean(&join_steps),
         window_step: mean(&window_steps),
         join_pixel_change: mean(&join_pixels).unwrap_or(0.0),

@@ -181,7 +181,18 @@ impl Shape {
 
     /// Whether a rotation of this shape is visible.
     pub fn shows_rotation(self) -> bool {
-        matches!(self, Shape::Square | Shape::Triangle | Shape::Star)
+        self.symmetry().is_some()
+    }
+
+    /// The smallest turn (radians) that leaves this shape unchanged; `None` for the round shapes,
+    /// which every turn leaves unchanged.
+    pub fn symmetry(self) -> Option<f32> {
+        match self {
+            Shape::Circle | Shape::Ring => None,
+            Shape::Square => Some(90f32.to_radians()),
+            Shape::Triangle => Some(120f32.to_radians()),
+            Shape::Star => Some(72f32.to_radians()),
+        }
     }
 
     /// Whether the point (`x`, `y`) lies inside this shape of `radius` centred at `centre`, turned
