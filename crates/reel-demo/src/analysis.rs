@@ -129,16 +129,11 @@ const TURNING_TURNS: usize = 18;
 /// Supersampling of a template's coverage, per pixel side.
 const TEMPLATE_SAMPLES: usize = 3;
 
-/// How well `shape` explains a region: the best intersection over union between the region and
-/// the world's `shape` drawn at the region's centroid with the region's area, over turns within the
-/// shape's symmetry and over [`TEMPLATE_BLURS`], each template cut at half coverage as the region's
-/// pixels are cut at [`FOREGROUND_LEVEL`].
-pub fn template_overlap(blob: &Blob, shape: Shape) -> f32 {
-    template_fit(blob, shape, SHAPE_TURNS).0
-}
-
-/// The best overlap of [`template_overlap`] over `turns` angles spread evenly within the shape's
-/// symmetry, and the angle (radians) it was found at.
+/// How well `shape` explains a region, and turned how far: the best intersection over union
+/// between the region and the world's `shape` drawn at the region's centroid with the region's
+/// area, over `turns` angles spread evenly within the shape's symmetry and over
+/// [`TEMPLATE_BLURS`], each template cut at half coverage as the region's pixels are cut at
+/// [`FOREGROUND_LEVEL`]; with the angle (radians) it was found at.
 fn template_fit(blob: &Blob, shape: Shape, turns: usize) -> (f32, f32) {
     let radius = (blob.area as f32 / unit_area(shape)).sqrt();
     // The template, blurred, stays within this window around the centroid.
@@ -225,12 +220,12 @@ impl Track {
     }
 
     /// The shape whose template matches the object best, summed over up to five frames spread
-    /// through the clip (see [`template_overlap`]).
+    /// through the clip (see [`template_fit`]).
     pub fn shape(&self) -> Shape {
         let seen = self.seen();
         let picked = SHAPE_FRAMES.min(seen.len());
         let frames: Vec<&Blob> = (0..picked).map(|i| seen[i * (seen.len() - 1) / (picked - 1).max(1)]).collect();
-        let fit = |shape: Shape| frames.iter().map(|blob| template_overlap(blob, shape)).sum::<f32>();
+        let fit = |shape: Shape| frames.iter().map(|blob| template_fit(blob, shape, SHAPE_TURNS).0).sum::<f32>();
         SHAPES.into_iter().map(|shape| (shape, fit(shape))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(shape, _)| shape).expect("five shapes")
     }
 
