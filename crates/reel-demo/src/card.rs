@@ -5,6 +5,7 @@ use std::path::Path;
 
 use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
+use reel_sampling::scheduler::SchedulerConfig;
 
 use crate::eval::{Report, TARGETS};
 use crate::train::TrainSettings;
@@ -83,18 +84,19 @@ fn earlier_runs_section(runs: &[String]) -> String {
 }
 
 /// How the transformer and the text encoder were trained, in words (nothing when a continued run kept them).
-fn transformer_recipe(settings: &TrainSettings) -> String {
+fn transformer_recipe(settings: &TrainSettings, flow_shift: f64) -> String {
     if settings.transformer_steps == 0 {
         return String::new();
     }
     format!(
         "Transformer and text encoder together: {} steps of {} clips from a pool of {}\n\
-encoded clips, flow matching (predict noise - latents at shifted noise levels; latent cells that show\n\
+encoded clips, flow matching (predict noise - latents at noise levels shifted by {}, as the sampler's; latent cells that show\n\
 an object weigh {}x in the loss), AdamW with warm-up and cosine decay; in {:.0}% of the clips the first latent frame and in {:.0}% the first two are given clean at\n\
 timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){}. ",
         settings.transformer_steps,
         settings.transformer_batch,
         settings.pool,
+        flow_shift,
         1.0 + crate::train::OBJECT_LOSS_WEIGHT,
         100.0 * crate::train::given_frames_share(1),
         100.0 * crate::train::given_frames_share(2),
@@ -163,6 +165,7 @@ pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
     let vae_config: WanVaeConfig = component_config(&out.join("vae"))?;
     let dit_config: WanTransformerConfig = component_config(&out.join("transformer"))?;
+    let flow_shift = SchedulerConfig::from_file(&out.join("scheduler/scheduler_config.json")).map_err(std::io::Error::other)?.shift();
     let earlier_runs = settings.from.as_deref().map(training_runs).unwrap_or_default();
     let card = format!(
         "# reel demo model\n\n\
@@ -205,14 +208,14 @@ Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CP
         patch = dit_config.patch_size.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("x"),
         vae_width = vae_width(&vae_config),
         latent_channels = vae_config.z_dim,
-        shift = crate::model::FLOW_SHIFT,
+        shift = flow_shift,
         steps = crate::model::DEFAULT_STEPS,
         guidance = crate::model::DEFAULT_GUIDANCE,
         held_cs = held_cs.join(", "),
         held_sm = held_sm.join(", "),
         seed = settings.seed,
         vae_recipe = crate::train::vae_recipe(settings),
-        transformer_recipe = transformer_recipe(settings),
+        transformer_recipe = transformer_recipe(settings, flow_shift),
         cases = report.cases,
         colour = pct(report.colour),
         shape = pct(report.shape),

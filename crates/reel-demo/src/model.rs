@@ -13,7 +13,8 @@ use crate::world::{FPS, FRAMES, HEIGHT, WIDTH};
 pub const LATENT_CHANNELS: usize = 8;
 /// Prompt tokens the demo model reads (its captions are 10 to 30 words).
 pub const MAX_SEQUENCE_LENGTH: usize = 32;
-/// Flow shift of the sampler, as for Wan's small models.
+/// Flow shift of the sampler and of the noise levels trained, as for Wan's small models, unless a
+/// run picks another (`reel train --flow-shift`).
 pub const FLOW_SHIFT: f64 = 3.0;
 pub const DEFAULT_STEPS: usize = 20;
 pub const DEFAULT_GUIDANCE: f64 = 4.0;
@@ -50,12 +51,12 @@ pub fn vae_config(latents_mean: Vec<f64>, latents_std: Vec<f64>) -> WanVaeConfig
     .expect("valid VAE config")
 }
 
-fn scheduler_config() -> serde_json::Value {
+fn scheduler_config(flow_shift: f64) -> serde_json::Value {
     json!({
         "_class_name": "UniPCMultistepScheduler", "_diffusers_version": "0.42.1",
         "num_train_timesteps": 1000, "solver_order": 2, "prediction_type": "flow_prediction",
         "predict_x0": true, "solver_type": "bh2", "lower_order_final": true, "disable_corrector": [],
-        "use_flow_sigmas": true, "flow_shift": FLOW_SHIFT, "timestep_spacing": "linspace",
+        "use_flow_sigmas": true, "flow_shift": flow_shift, "timestep_spacing": "linspace",
         "final_sigmas_type": "zero"
     })
 }
@@ -83,12 +84,13 @@ fn write_json(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
 }
 
 /// Writes everything but the weights and the tokenizer: model index, component configs,
-/// scheduler and generation defaults.
+/// scheduler (sampling at `flow_shift`) and generation defaults.
 pub fn write_configs(
     dir: &Path,
     text_encoder: &Umt5Config,
     transformer: &WanTransformerConfig,
     vae: &WanVaeConfig,
+    flow_shift: f64,
 ) -> std::io::Result<()> {
     write_json(
         &dir.join("model_index.json"),
@@ -119,6 +121,6 @@ pub fn write_configs(
     });
     text["tie_word_embeddings"] = json!(false);
     write_json(&dir.join("text_encoder/config.json"), &text)?;
-    write_json(&dir.join("scheduler/scheduler_config.json"), &scheduler_config())?;
+    write_json(&dir.join("scheduler/scheduler_config.json"), &scheduler_config(flow_shift))?;
     write_json(&dir.join("reel.json"), &generation_defaults())
 }

@@ -27,6 +27,7 @@ use candle_core::{DType, Device, Tensor};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
 use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
+use reel_sampling::scheduler::SchedulerConfig;
 
 use crate::caption::{caption, vocabulary};
 use crate::card::write_card;
@@ -114,6 +115,9 @@ pub struct TrainSettings {
     /// A demo checkpoint to continue from: its transformer and text encoder are trained further, and
     /// its VAE kept unless `vae_from` is given too.
     pub from: Option<PathBuf>,
+    /// Flow shift of the noise levels the transformer trains at, written into the checkpoint's
+    /// scheduler so that it samples at the same; `None`: `from`'s, or [`model::FLOW_SHIFT`].
+    pub flow_shift: Option<f64>,
 }
 
 impl TrainSettings {
@@ -136,6 +140,16 @@ impl TrainSettings {
             transformer_ema: 0.999,
             transformer_layers: None,
             from: None,
+            flow_shift: None,
+        }
+    }
+
+    /// The flow shift this run trains at and writes (see [`TrainSettings::flow_shift`]).
+    pub fn resolved_flow_shift(&self) -> Result<f64> {
+        match (self.flow_shift, &self.from) {
+            (Some(shift), _) => Ok(shift),
+            (None, Some(from)) => Ok(SchedulerConfig::from_file(&from.join("scheduler/scheduler_config.json"))?.shift()),
+            (None, None) => Ok(model::FLOW_SHIFT),
         }
     }
 }
@@ -204,6 +218,10 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     if settings.transformer_steps == 0 && settings.from.is_none() {
         return Err("no transformer steps leaves the transformer untrained; give more steps, or --from a checkpoint whose transformer to keep".into());
     }
+    let flow_shift = settings.resolved_flow_shift()?;
+    if !(flow_shift > 0.0 && flow_shift.is_finite()) {
+        return Err(format!("the flow shift must be a number above 0, found {flow_shift}").into());
+    }
     let (trained_layers, layers) = transformer_depth(settings)?;
     let transformer_config = model::transformer_config(layers);
     let vae_kept = settings.from.is_some() && settings.vae_from.is_none() && !settings.new_vae;
@@ -212,7 +230,7 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     match &settings.from {
         Some(from) if vae_kept => {
             let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
-            model::write_configs(&settings.out, &text_config, &transformer_config, &vae)?;
+            model::write_configs(&settings.out, &text_config, &transformer_config, &vae, flow_shift)?;
             copy_weights(from, &settings.out, "vae/diffusion_pytorch_model.safetensors")?;
         }
         _ => {
@@ -224,7 +242,7 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
                 }
                 _ => model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]),
             };
-            model::write_configs(&settings.out, &text_config, &transformer_config, &vae)?;
+            model::write_configs(&settings.out, &text_config, &transformer_config, &vae, flow_shift)?;
             train_vae(settings, &vae, &mut log, on_event)?;
         }
     }
@@ -567,6 +585,13 @@ pub fn given_frames_share(given: usize) -> f32 {
     GIVEN_FRAMES.iter().find(|(frames, _)| *frames == given).map_or(0.0, |(_, share)| *share)
 }
 
+/// A noise level drawn uniformly, then shifted as the sampler's schedule is: a shift above 1 draws
+/// more high levels (where layout, colour and motion are decided), below 1 more low ones (details).
+fn draw_noise_level(rng: &mut Rng, flow_shift: f64) -> f32 {
+    let (u, shift) = (rng.f32(), flow_shift as f32);
+    shift * u / (1.0 + (shift - 1.0) * u)
+}
+
 /// How many of a clip's first latent frames are given, drawn by [`GIVEN_FRAMES`].
 fn draw_given_frames(rng: &mut Rng) -> usize {
     let mut u = rng.f32();
@@ -591,6 +616,7 @@ fn train_transformer(
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
     let state = settings.work.join("transformer.state.safetensors");
+    let flow_shift = settings.resolved_flow_shift()?;
     let text_params = Params::new(settings.seed ^ 0x7e47);
     let dit_params = Params::new(settings.seed ^ 0xd17);
     let text_config = model::text_encoder_config(vocabulary().len() + 3);
@@ -640,14 +666,7 @@ fn train_transformer(
         let indices: Vec<u32> = (0..batch).map(|_| rng.below(scenes.len()) as u32).collect();
         let picked = Tensor::new(indices.as_slice(), &Device::Cpu)?;
         let x0 = pool.index_select(&picked, 0)?;
-        // Noise levels drawn uniformly, then shifted as the sampler's schedule is.
-        let shift = model::FLOW_SHIFT as f32;
-        let sigmas: Vec<f32> = (0..batch)
-            .map(|_| {
-                let u = rng.f32();
-                shift * u / (1.0 + (shift - 1.0) * u)
-            })
-            .collect();
+        let sigmas: Vec<f32> = (0..batch).map(|_| draw_noise_level(&mut rng, flow_shift)).collect();
         let sigma = Tensor::new(sigmas.as_slice(), &Device::Cpu)?.reshape((batch, 1, 1, 1, 1))?;
         let noise_values: Vec<f32> = (0..x0.elem_count()).map(|_| rng.normal()).collect();
         let noise = Tensor::from_vec(noise_values, x0.shape(), &Device::Cpu)?;
@@ -778,6 +797,42 @@ mod tests {
         Ok(())
     }
 
+    /// The shifted noise levels have the mean of `shift u / (1 + (shift - 1) u)` over uniform `u`:
+    /// 1/2 unshifted, `s (1 - ln(s) / (s - 1)) / (s - 1)` for a shift `s`.
+    #[test]
+    fn noise_levels_follow_the_flow_shift() {
+        let mut rng = Rng::new(11);
+        for shift in [1.0f64, 1.5, 3.0] {
+            let expected = if shift == 1.0 { 0.5 } else { shift * (1.0 - shift.ln() / (shift - 1.0)) / (shift - 1.0) };
+            let levels: Vec<f32> = (0..40_000).map(|_| draw_noise_level(&mut rng, shift)).collect();
+            assert!(levels.iter().all(|s| (0.0..=1.0).contains(s)), "a level outside [0, 1] at shift {shift}");
+            let mean = levels.iter().map(|s| *s as f64).sum::<f64>() / levels.len() as f64;
+            assert!((mean - expected).abs() < 0.005, "shift {shift}: mean level {mean:.4}, expected {expected:.4}");
+        }
+    }
+
+    /// A continued run samples at its checkpoint's flow shift unless given another, and writes the
+    /// shift it trained at into the new checkpoint's scheduler.
+    #[test]
+    fn a_continued_run_keeps_or_sets_the_flow_shift() -> Result<()> {
+        let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/demo");
+        let scheduler_shift = |dir: &Path| -> Result<f64> { Ok(SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?.shift()) };
+        let bundled_shift = scheduler_shift(&bundled)?;
+        for asked in [None, Some(bundled_shift + 0.5)] {
+            let dir = tempfile::tempdir()?;
+            let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
+            (settings.from, settings.transformer_steps, settings.flow_shift) = (Some(bundled.clone()), 0, asked);
+            train_stages(&settings, &mut |_| {})?;
+            assert_eq!(scheduler_shift(&settings.out)?, asked.unwrap_or(bundled_shift), "asked {asked:?}");
+        }
+        let dir = tempfile::tempdir()?;
+        let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
+        (settings.from, settings.transformer_steps, settings.flow_shift) = (Some(bundled), 0, Some(0.0));
+        let err = train_stages(&settings, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("flow shift"), "{err}");
+        Ok(())
+    }
+
     /// Object pixels and their eight neighbours weigh 1 + VAE_OBJECT_WEIGHT, every other pixel 1.
     #[test]
     fn vae_loss_weights_cover_objects_and_their_edges() -> Result<()> {
@@ -877,7 +932,7 @@ mod tests {
     fn the_transformer_depth_follows_the_checkpoint_and_the_asked_layers() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let vae = model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]);
-        model::write_configs(dir.path(), &model::text_encoder_config(40), &model::transformer_config(4), &vae)?;
+        model::write_configs(dir.path(), &model::text_encoder_config(40), &model::transformer_config(4), &vae, model::FLOW_SHIFT)?;
         // The folder is read as a checkpoint component, which holds weights.
         let weights = HashMap::from([("proj_out.bias".to_string(), Tensor::ones(8, DType::F32, &Device::Cpu)?)]);
         candle_core::safetensors::save(&weights, dir.path().join("transformer/diffusion_pytorch_model.safetensors"))?;

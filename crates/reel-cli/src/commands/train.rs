@@ -70,6 +70,11 @@ pub struct TrainArgs {
     /// VAE unless --vae-from is given
     #[arg(long, value_name = "DIR")]
     from: Option<PathBuf>,
+    /// Flow shift of the noise levels the transformer trains at, written into the checkpoint's
+    /// scheduler so that it samples at the same; lower trains more at low noise, where the small
+    /// details are drawn [default: the --from checkpoint's, or 3]
+    #[arg(long, value_name = "SHIFT")]
+    flow_shift: Option<f64>,
     /// No progress bars (the loss log is still written)
     #[arg(long, short)]
     quiet: bool,
@@ -95,6 +100,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.transformer_ema = args.transformer_ema.unwrap_or(settings.transformer_ema);
     settings.transformer_layers = args.transformer_layers;
     settings.from = args.from.clone();
+    settings.flow_shift = args.flow_shift;
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
     anyhow::ensure!(settings.vae_steps > 0, "--vae-steps must be positive");
     anyhow::ensure!(settings.vae_decoder_width != Some(0), "--vae-decoder-width must be positive");
