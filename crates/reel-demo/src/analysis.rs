@@ -4,12 +4,18 @@
 
 use std::collections::HashMap;
 
-use crate::world::{Camera, Colour, Motion, Shape, COLOURS, HEIGHT, SHAPES, WIDTH};
+use crate::world::{Camera, Colour, Motion, Shape, BACKDROPS, COLOURS, HEIGHT, SHAPES, WIDTH};
 
 /// Backdrops are dark (no channel above ~95); every object colour has a channel of 160 or more.
 pub const FOREGROUND_LEVEL: u8 = 128;
 /// Components smaller than this are noise.
 const MIN_AREA: usize = 8;
+/// Pixels (in x and in y) within which a region counts as lying along another region's edge.
+const EDGE_REACH: usize = 2;
+/// A region with at least this share of its pixels along the edge of another region whose colour,
+/// mixed with a backdrop, reads as the region's colour, and lying outside it, is that region's
+/// blended edge (yellow fading into the backdrop reads orange), not an object of its own.
+const EDGE_BLEND_SHARE: f32 = 0.6;
 /// How far (RGB distance) a pixel may be from a named colour and still count as that colour.
 const MAX_COLOUR_DISTANCE: f32 = 90.0;
 /// Displacement (pixels over the clip) above which an object is moving.
@@ -72,21 +78,83 @@ pub fn blobs(frame: &[u8]) -> Vec<Blob> {
         }
         regions.push((colour, pixels));
     }
+    let kept: Vec<bool> = (0..regions.len()).map(|id| regions[id].1.len() >= MIN_AREA && !is_edge_blend(id, &regions, &label)).collect();
     regions
         .into_iter()
-        .filter(|(_, pixels)| pixels.len() >= MIN_AREA)
-        .map(|(colour, pixels)| describe(COLOURS[colour], pixels))
+        .zip(kept)
+        .filter(|(_, kept)| *kept)
+        .map(|((colour, pixels), _)| describe(COLOURS[colour], pixels))
         .collect()
 }
 
+/// Whether colour `from` (an index into [`COLOURS`]), mixed with one of the world's backdrops at some
+/// share, reads as the other colour `into`: yellow fades through orange, orange through red, white
+/// through pink, pink through purple.
+fn blends_into(from: usize, into: usize) -> bool {
+    static BLENDS: std::sync::OnceLock<Vec<[bool; COLOURS.len()]>> = std::sync::OnceLock::new();
+    let blends = BLENDS.get_or_init(|| {
+        COLOURS
+            .iter()
+            .map(|colour| {
+                let mut reached = [false; COLOURS.len()];
+                for backdrop in BACKDROPS {
+                    for step in 0..=100 {
+                        let share = step as f32 / 100.0;
+                        let mixed: Vec<u8> = colour.rgb().iter().zip(backdrop.rgb()).map(|(c, b)| (share * c + (1.0 - share) * b).round() as u8).collect();
+                        if let Some(read) = pixel_colour(&mixed) {
+                            reached[read] = true;
+                        }
+                    }
+                }
+                reached
+            })
+            .collect()
+    });
+    from != into && blends[from][into]
+}
+
+/// Whether region `id` of `regions` (colour index and pixels, `label` giving each pixel's region)
+/// is the blended edge of another region: of a colour that fades into its own, with most of its
+/// pixels along that region's edge (see [`EDGE_BLEND_SHARE`]), and outside it, farther from its
+/// centre on average than the region's own pixels (a faded core inside a bright ring is the object).
+fn is_edge_blend(id: usize, regions: &[(usize, Vec<usize>)], label: &[usize]) -> bool {
+    let (colour, pixels) = &regions[id];
+    let near = |p: usize| -> Vec<usize> {
+        let (x, y) = (p % WIDTH, p / WIDTH);
+        let mut found: Vec<usize> = (y.saturating_sub(EDGE_REACH)..=(y + EDGE_REACH).min(HEIGHT - 1))
+            .flat_map(|ny| (x.saturating_sub(EDGE_REACH)..=(x + EDGE_REACH).min(WIDTH - 1)).map(move |nx| ny * WIDTH + nx))
+            .map(|q| label[q])
+            .filter(|other| *other != usize::MAX && blends_into(regions[*other].0, *colour))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    };
+    let mut along: HashMap<usize, usize> = HashMap::new();
+    for p in pixels {
+        for other in near(*p) {
+            *along.entry(other).or_default() += 1;
+        }
+    }
+    along.into_iter().any(|(other, count)| {
+        let centre = centroid(&regions[other].1);
+        let spread = |of: &[usize]| of.iter().map(|p| ((p % WIDTH) as f32 + 0.5 - centre.0).hypot((p / WIDTH) as f32 + 0.5 - centre.1)).sum::<f32>() / of.len() as f32;
+        count as f32 >= EDGE_BLEND_SHARE * pixels.len() as f32 && spread(pixels) > spread(&regions[other].1)
+    })
+}
+
 fn describe(colour: Colour, pixels: Vec<usize>) -> Blob {
-    let area = pixels.len();
+    Blob { colour, area: pixels.len(), centroid: centroid(&pixels), pixels }
+}
+
+/// The mean position (pixel centres) of a frame's `pixels`.
+fn centroid(pixels: &[usize]) -> (f32, f32) {
     let (mut sx, mut sy) = (0f32, 0f32);
-    for p in &pixels {
+    for p in pixels {
         sx += (p % WIDTH) as f32 + 0.5;
         sy += (p / WIDTH) as f32 + 0.5;
     }
-    Blob { colour, area, centroid: (sx / area as f32, sy / area as f32), pixels }
+    (sx / pixels.len() as f32, sy / pixels.len() as f32)
 }
 
 /// One channel of `width` x `height` values blurred by a Gaussian of `sigma` pixels (separable,
@@ -324,5 +392,63 @@ pub fn camera_from_still_objects(tracks: &[Track]) -> Camera {
         Camera::PanRight
     } else {
         Camera::Static
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(colour: Colour) -> usize {
+        COLOURS.iter().position(|c| *c == colour).expect("a named colour")
+    }
+
+    /// A frame of `backdrop` with squares painted in order: (colour, left, top, side).
+    fn frame(backdrop: [u8; 3], squares: &[([u8; 3], usize, usize, usize)]) -> Vec<u8> {
+        let mut frame: Vec<u8> = backdrop.iter().copied().cycle().take(3 * WIDTH * HEIGHT).collect();
+        for (rgb, left, top, side) in squares {
+            for y in *top..top + side {
+                for x in *left..left + side {
+                    frame[3 * (y * WIDTH + x)..3 * (y * WIDTH + x) + 3].copy_from_slice(rgb);
+                }
+            }
+        }
+        frame
+    }
+
+    fn rgb(colour: Colour) -> [u8; 3] {
+        colour.rgb().map(|v| v as u8)
+    }
+
+    #[test]
+    fn colours_blend_only_into_those_between_them_and_the_backdrops() {
+        assert!(blends_into(index(Colour::Yellow), index(Colour::Orange)));
+        assert!(blends_into(index(Colour::Orange), index(Colour::Red)));
+        assert!(!blends_into(index(Colour::Orange), index(Colour::Yellow)), "blending darkens, it never brightens");
+        assert!(!blends_into(index(Colour::Blue), index(Colour::Cyan)));
+        assert!(!blends_into(index(Colour::Red), index(Colour::Red)));
+    }
+
+    /// A yellow square whose edge fades into a brown backdrop through orange is one object; an
+    /// orange square of its own, a cyan one touching a larger blue one and a red one inside an orange
+    /// one are objects too.
+    #[test]
+    fn a_blended_edge_is_not_an_object() {
+        let brown = [70, 42, 20];
+        let faded_yellow = [200, 150, 30];
+        assert_eq!(pixel_colour(&faded_yellow), Some(index(Colour::Orange)), "the edge colour must read orange for this test");
+        let ringed = frame(brown, &[(faded_yellow, 10, 10, 14), (rgb(Colour::Yellow), 11, 11, 12)]);
+        let found: Vec<Colour> = blobs(&ringed).iter().map(|b| b.colour).collect();
+        assert_eq!(found, vec![Colour::Yellow]);
+        let apart = frame(brown, &[(rgb(Colour::Yellow), 10, 10, 12), (rgb(Colour::Orange), 40, 40, 8)]);
+        assert_eq!(blobs(&apart).len(), 2);
+        let touching = frame(brown, &[(rgb(Colour::Blue), 10, 10, 14), (rgb(Colour::Cyan), 24, 12, 4)]);
+        let mut found: Vec<Colour> = blobs(&touching).iter().map(|b| b.colour).collect();
+        found.sort_by_key(|c| index(*c));
+        assert_eq!(found, vec![Colour::Blue, Colour::Cyan]);
+        // Orange fades through red, but a red core inside an orange ring lies inside it, not along
+        // its outer edge: the core stays.
+        let cored = frame(brown, &[(rgb(Colour::Orange), 10, 10, 14), (rgb(Colour::Red), 14, 14, 6)]);
+        assert!(blobs(&cored).iter().any(|b| b.colour == Colour::Red), "the red core was taken for an edge");
     }
 }

@@ -326,7 +326,8 @@ mod tests {
             }
         }
         assert!(report.colour >= 0.99, "colour {}", report.colour);
-        assert!(report.count >= 0.9, "count {}", report.count);
+        // Edges blended with the backdrop (orange over brown fading through red) are not objects.
+        assert!(report.count >= 0.97, "count {}", report.count);
         assert!(report.shape >= 0.9, "shape {}", report.shape);
         assert!(report.motion >= 0.9, "motion {}", report.motion);
         assert!(report.camera >= 0.9, "camera {}", report.camera);
