@@ -12,10 +12,13 @@ pub const FOREGROUND_LEVEL: u8 = 128;
 const MIN_AREA: usize = 8;
 /// Pixels (in x and in y) within which a region counts as lying along another region's edge.
 const EDGE_REACH: usize = 2;
-/// A region with at least this share of its pixels along the edge of another region whose colour,
+/// A region with at least this share of its pixels along the edge of a larger region whose colour,
 /// mixed with a backdrop, reads as the region's colour, and lying outside it, is that region's
 /// blended edge (yellow fading into the backdrop reads orange), not an object of its own.
 const EDGE_BLEND_SHARE: f32 = 0.6;
+/// An edge is a band a pixel or two wide: at most this share of its pixels lie inside it (all eight
+/// neighbours of its own), where a compact object of the same area has a core.
+const EDGE_MAX_INTERIOR: f32 = 0.2;
 /// How far (RGB distance) a pixel may be from a named colour and still count as that colour.
 const MAX_COLOUR_DISTANCE: f32 = 90.0;
 /// Displacement (pixels over the clip) above which an object is moving.
@@ -114,9 +117,10 @@ fn blends_into(from: usize, into: usize) -> bool {
 }
 
 /// Whether region `id` of `regions` (colour index and pixels, `label` giving each pixel's region)
-/// is the blended edge of another region: of a colour that fades into its own, with most of its
-/// pixels along that region's edge (see [`EDGE_BLEND_SHARE`]), and outside it, farther from its
-/// centre on average than the region's own pixels (a faded core inside a bright ring is the object).
+/// is the blended edge of another region: a thin band (see [`EDGE_MAX_INTERIOR`]) with most of its
+/// pixels along the edge (see [`EDGE_BLEND_SHARE`]) of a larger region whose colour fades into its
+/// own, and outside that region, farther from its centre on average than the region's own pixels
+/// (a faded core inside a bright ring is the object).
 fn is_edge_blend(id: usize, regions: &[(usize, Vec<usize>)], label: &[usize]) -> bool {
     let (colour, pixels) = &regions[id];
     let near = |p: usize| -> Vec<usize> {
@@ -124,12 +128,28 @@ fn is_edge_blend(id: usize, regions: &[(usize, Vec<usize>)], label: &[usize]) ->
         let mut found: Vec<usize> = (y.saturating_sub(EDGE_REACH)..=(y + EDGE_REACH).min(HEIGHT - 1))
             .flat_map(|ny| (x.saturating_sub(EDGE_REACH)..=(x + EDGE_REACH).min(WIDTH - 1)).map(move |nx| ny * WIDTH + nx))
             .map(|q| label[q])
-            .filter(|other| *other != usize::MAX && blends_into(regions[*other].0, *colour))
+            .filter(|other| *other != usize::MAX && regions[*other].1.len() > pixels.len() && blends_into(regions[*other].0, *colour))
             .collect();
         found.sort_unstable();
         found.dedup();
         found
     };
+    // An edge is thin: few of its pixels have all eight neighbours in it (a compact object's core does).
+    let interior = pixels
+        .iter()
+        .filter(|p| {
+            let (x, y) = ((**p % WIDTH) as isize, (**p / WIDTH) as isize);
+            (-1..=1).all(|dy| {
+                (-1..=1).all(|dx| {
+                    let (nx, ny) = (x + dx, y + dy);
+                    (0..WIDTH as isize).contains(&nx) && (0..HEIGHT as isize).contains(&ny) && label[ny as usize * WIDTH + nx as usize] == id
+                })
+            })
+        })
+        .count();
+    if interior as f32 > EDGE_MAX_INTERIOR * pixels.len() as f32 {
+        return false;
+    }
     let mut along: HashMap<usize, usize> = HashMap::new();
     for p in pixels {
         for other in near(*p) {
@@ -403,12 +423,12 @@ mod tests {
         COLOURS.iter().position(|c| *c == colour).expect("a named colour")
     }
 
-    /// A frame of `backdrop` with squares painted in order: (colour, left, top, side).
-    fn frame(backdrop: [u8; 3], squares: &[([u8; 3], usize, usize, usize)]) -> Vec<u8> {
+    /// A frame of `backdrop` with rectangles painted in order: (colour, left, top, width, height).
+    fn frame(backdrop: [u8; 3], rectangles: &[([u8; 3], usize, usize, usize, usize)]) -> Vec<u8> {
         let mut frame: Vec<u8> = backdrop.iter().copied().cycle().take(3 * WIDTH * HEIGHT).collect();
-        for (rgb, left, top, side) in squares {
-            for y in *top..top + side {
-                for x in *left..left + side {
+        for (rgb, left, top, width, height) in rectangles {
+            for y in *top..top + height {
+                for x in *left..left + width {
                     frame[3 * (y * WIDTH + x)..3 * (y * WIDTH + x) + 3].copy_from_slice(rgb);
                 }
             }
@@ -437,18 +457,21 @@ mod tests {
         let brown = [70, 42, 20];
         let faded_yellow = [200, 150, 30];
         assert_eq!(pixel_colour(&faded_yellow), Some(index(Colour::Orange)), "the edge colour must read orange for this test");
-        let ringed = frame(brown, &[(faded_yellow, 10, 10, 14), (rgb(Colour::Yellow), 11, 11, 12)]);
+        let ringed = frame(brown, &[(faded_yellow, 10, 10, 14, 14), (rgb(Colour::Yellow), 11, 11, 12, 12)]);
         let found: Vec<Colour> = blobs(&ringed).iter().map(|b| b.colour).collect();
         assert_eq!(found, vec![Colour::Yellow]);
-        let apart = frame(brown, &[(rgb(Colour::Yellow), 10, 10, 12), (rgb(Colour::Orange), 40, 40, 8)]);
+        let apart = frame(brown, &[(rgb(Colour::Yellow), 10, 10, 12, 12), (rgb(Colour::Orange), 40, 40, 8, 8)]);
         assert_eq!(blobs(&apart).len(), 2);
-        let touching = frame(brown, &[(rgb(Colour::Blue), 10, 10, 14), (rgb(Colour::Cyan), 24, 12, 4)]);
+        let touching = frame(brown, &[(rgb(Colour::Blue), 10, 10, 14, 14), (rgb(Colour::Cyan), 24, 12, 4, 4)]);
         let mut found: Vec<Colour> = blobs(&touching).iter().map(|b| b.colour).collect();
         found.sort_by_key(|c| index(*c));
         assert_eq!(found, vec![Colour::Blue, Colour::Cyan]);
         // Orange fades through red, but a red core inside an orange ring lies inside it, not along
         // its outer edge: the core stays.
-        let cored = frame(brown, &[(rgb(Colour::Orange), 10, 10, 14), (rgb(Colour::Red), 14, 14, 6)]);
+        let cored = frame(brown, &[(rgb(Colour::Orange), 10, 10, 14, 14), (rgb(Colour::Red), 14, 14, 6, 6)]);
         assert!(blobs(&cored).iter().any(|b| b.colour == Colour::Red), "the red core was taken for an edge");
+        // A block three pixels thick against a yellow one has a core of its own: an object.
+        let beside = frame(brown, &[(rgb(Colour::Yellow), 10, 10, 12, 12), (rgb(Colour::Orange), 22, 12, 3, 8)]);
+        assert!(blobs(&beside).iter().any(|b| b.colour == Colour::Orange), "the thick block was taken for an edge");
     }
 }
