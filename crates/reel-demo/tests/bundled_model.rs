@@ -2,10 +2,10 @@
 //! a small, deterministic run of the evaluator (seeded prompts and noise, so it does not flicker).
 //!
 //! The committed model does NOT reach the targets of its design (colour 90%, motion 80%, shape 70%,
-//! count 80%): its card reports colour 96.7%, shape 12.0%, count 46%, motion 64.6% on 50 prompts.
+//! count 80%): its card reports colour 93.7%, shape 12.7%, count 56%, motion 62.1% on 50 prompts.
 //! Until a better-trained model replaces it, this test guards what it does achieve, so that a
 //! change to the pipeline, the loader or the evaluator that breaks it fails CI: on these 20 prompts
-//! it finds the prompt's colour in 100% of the objects and scores 98% frame-to-frame consistency;
+//! it finds the prompt's colour in 95% of the objects and scores 94% frame-to-frame consistency;
 //! the floors sit about three binomial standard errors (3 x 9 points) or more below, where a
 //! model that draws nothing or noise (0% colour) falls far under. When a model meets the targets, the check
 //! returns to `report.misses(margin)` against them.
@@ -44,11 +44,9 @@ fn held_out_prompts_keep_the_committed_models_scores() {
 }
 
 /// Image-to-video and windows with the bundled model: started from the world's own first frame of
-/// held-out prompts and continued for a second window. On 10 prompts and 3 windows it keeps the
-/// first frame's colour in all of the videos; frames change as much across joins as inside windows
-/// (pixel ratio 0.90), and where the object is tracked on both sides of its joins it moves 1.3 px
-/// per frame at joins against 2.3 inside (ratio 0.57). On these four prompts: ratio 0.54, colour
-/// kept in all four. The floors: at least one of these four videos keeps its colour, and a join may
+/// held-out prompts and continued for a second window. On these four prompts the object moves
+/// 1.06 px per frame at joins against 2.35 inside windows (ratio 0.45), frames change about as much
+/// across joins as inside (pixel ratio 0.94), and the first frame's colour is kept in three of four. The floors: at least one of these four videos keeps its colour, and a join may
 /// not move the object more than twice as far per frame as the windows do (a cut to unrelated
 /// content measures 2 to 5 times).
 #[test]
