@@ -134,6 +134,15 @@ fn is_edge_blend(id: usize, regions: &[(usize, Vec<usize>)], label: &[usize]) ->
         found.dedup();
         found
     };
+    let mut along: HashMap<usize, usize> = HashMap::new();
+    for p in pixels {
+        for other in near(*p) {
+            *along.entry(other).or_default() += 1;
+        }
+    }
+    if along.is_empty() {
+        return false;
+    }
     // An edge is thin: few of its pixels have all eight neighbours in it (a compact object's core does).
     let interior = pixels
         .iter()
@@ -149,12 +158,6 @@ fn is_edge_blend(id: usize, regions: &[(usize, Vec<usize>)], label: &[usize]) ->
         .count();
     if interior as f32 > EDGE_MAX_INTERIOR * pixels.len() as f32 {
         return false;
-    }
-    let mut along: HashMap<usize, usize> = HashMap::new();
-    for p in pixels {
-        for other in near(*p) {
-            *along.entry(other).or_default() += 1;
-        }
     }
     along.into_iter().any(|(other, count)| {
         let centre = centroid(&regions[other].1);

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
-use reel_sampling::scheduler::SchedulerConfig;
 
 use crate::eval::{Report, TARGETS};
 use crate::train::TrainSettings;
@@ -165,7 +164,7 @@ pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
     let vae_config: WanVaeConfig = component_config(&out.join("vae"))?;
     let dit_config: WanTransformerConfig = component_config(&out.join("transformer"))?;
-    let flow_shift = SchedulerConfig::from_file(&out.join("scheduler/scheduler_config.json")).map_err(std::io::Error::other)?.shift();
+    let flow_shift = crate::model::checkpoint_flow_shift(out).map_err(std::io::Error::other)?;
     let earlier_runs = settings.from.as_deref().map(training_runs).unwrap_or_default();
     let card = format!(
         "# reel demo model\n\n\

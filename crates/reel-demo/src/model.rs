@@ -5,6 +5,7 @@ use std::path::Path;
 
 use reel_models::umt5::Umt5Config;
 use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
+use reel_sampling::scheduler::SchedulerConfig;
 use serde_json::json;
 
 use crate::world::{FPS, FRAMES, HEIGHT, WIDTH};
@@ -123,4 +124,10 @@ pub fn write_configs(
     write_json(&dir.join("text_encoder/config.json"), &text)?;
     write_json(&dir.join("scheduler/scheduler_config.json"), &scheduler_config(flow_shift))?;
     write_json(&dir.join("reel.json"), &generation_defaults())
+}
+
+/// The flow shift demo checkpoint `dir` samples at (its scheduler's), which is also the one its
+/// transformer was trained at.
+pub fn checkpoint_flow_shift(dir: &Path) -> reel_sampling::Result<f64> {
+    Ok(SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?.shift())
 }

@@ -27,7 +27,6 @@ use candle_core::{DType, Device, Tensor};
 use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
 use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
-use reel_sampling::scheduler::SchedulerConfig;
 
 use crate::caption::{caption, vocabulary};
 use crate::card::write_card;
@@ -148,7 +147,7 @@ impl TrainSettings {
     pub fn resolved_flow_shift(&self) -> Result<f64> {
         match (self.flow_shift, &self.from) {
             (Some(shift), _) => Ok(shift),
-            (None, Some(from)) => Ok(SchedulerConfig::from_file(&from.join("scheduler/scheduler_config.json"))?.shift()),
+            (None, Some(from)) => Ok(model::checkpoint_flow_shift(from)?),
             (None, None) => Ok(model::FLOW_SHIFT),
         }
     }
@@ -616,7 +615,8 @@ fn train_transformer(
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<()> {
     let state = settings.work.join("transformer.state.safetensors");
-    let flow_shift = settings.resolved_flow_shift()?;
+    // The shift train_stages resolved and wrote into the new checkpoint's scheduler.
+    let flow_shift = model::checkpoint_flow_shift(&settings.out)?;
     let text_params = Params::new(settings.seed ^ 0x7e47);
     let dit_params = Params::new(settings.seed ^ 0xd17);
     let text_config = model::text_encoder_config(vocabulary().len() + 3);
@@ -816,14 +816,13 @@ mod tests {
     #[test]
     fn a_continued_run_keeps_or_sets_the_flow_shift() -> Result<()> {
         let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/demo");
-        let scheduler_shift = |dir: &Path| -> Result<f64> { Ok(SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?.shift()) };
-        let bundled_shift = scheduler_shift(&bundled)?;
+        let bundled_shift = model::checkpoint_flow_shift(&bundled)?;
         for asked in [None, Some(bundled_shift + 0.5)] {
             let dir = tempfile::tempdir()?;
             let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
             (settings.from, settings.transformer_steps, settings.flow_shift) = (Some(bundled.clone()), 0, asked);
             train_stages(&settings, &mut |_| {})?;
-            assert_eq!(scheduler_shift(&settings.out)?, asked.unwrap_or(bundled_shift), "asked {asked:?}");
+            assert_eq!(model::checkpoint_flow_shift(&settings.out)?, asked.unwrap_or(bundled_shift), "asked {asked:?}");
         }
         let dir = tempfile::tempdir()?;
         let mut settings = TrainSettings::new(dir.path().join("out"), dir.path().join("work"));
