@@ -82,7 +82,7 @@ impl Params {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        candle_core::safetensors::save(&self.tensors(), path)
+        save_atomically(&self.tensors(), path)
     }
 
     /// Restores values saved by [`Params::save`] into existing parameters (names must match).
@@ -180,7 +180,7 @@ impl AdamW {
             tensors.insert(format!("adam.v.{name}"), v.clone());
         }
         tensors.insert("adam.step".into(), Tensor::new(&[self.step as u32], &Device::Cpu)?);
-        candle_core::safetensors::save(&tensors, path)
+        save_atomically(&tensors, path)
     }
 
     /// Restores what [`AdamW::save`] wrote, as loaded from its file (the extras are left to their owners).
@@ -263,6 +263,22 @@ pub fn learning_rate(peak: f64, step: usize, total: usize, warmup: usize) -> f64
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos()))
 }
 
+/// Writes `tensors` to `path` through a staging file beside it, synced and renamed over `path`: a
+/// run stopped mid-write (killed, crashed, out of disk) leaves the previous file whole, so the run
+/// resumes from its last save and a checkpoint folder never holds half a file.
+pub fn save_atomically(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(".partial");
+    let staging = std::path::PathBuf::from(staging);
+    let written = candle_core::safetensors::save(tensors, &staging)
+        .and_then(|()| Ok(std::fs::File::open(&staging)?.sync_all()?))
+        .and_then(|()| Ok(std::fs::rename(&staging, path)?));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&staging);
+        candle_core::Error::Msg(format!("cannot save {}: {e} (is the disk full or the folder read-only?)", path.display()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +343,29 @@ mod tests {
             ema.update(&params, step)?;
         }
         assert_eq!(ema.tensors(&params, "dit.")["w"].to_vec1::<f32>()?, var.as_tensor().to_vec1::<f32>()?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_save_that_cannot_finish_keeps_the_previous_file() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.safetensors");
+        let mut rng = Rng::new(5);
+        let (first, _) = transformer_weight(&mut rng, 16)?;
+        first.save(&path)?;
+        let (second, _) = transformer_weight(&mut rng, 16)?;
+        second.save(&path)?;
+        assert!(!dir.path().join("state.safetensors.partial").exists(), "the staging file was left behind");
+        let saved = candle_core::safetensors::load(&path, &Device::Cpu)?;
+        assert_eq!(saved["dit.w"].to_vec1::<f32>()?, second.tensors()["dit.w"].to_vec1::<f32>()?);
+
+        // A folder where the staging file goes makes the write fail, as a full disk would.
+        std::fs::create_dir(dir.path().join("state.safetensors.partial")).unwrap();
+        let (third, _) = transformer_weight(&mut rng, 16)?;
+        let error = third.save(&path).unwrap_err().to_string();
+        assert!(error.contains("state.safetensors"), "{error}");
+        let kept = candle_core::safetensors::load(&path, &Device::Cpu)?;
+        assert_eq!(kept["dit.w"].to_vec1::<f32>()?, second.tensors()["dit.w"].to_vec1::<f32>()?);
         Ok(())
     }
 }

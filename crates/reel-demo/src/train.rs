@@ -14,7 +14,8 @@
 //! tokenizer are kept and its transformer and text encoder trained further (fine-tuning).
 //!
 //! Every stage saves its state (weights, optimiser moments, step) in the work folder regularly and
-//! continues from it when run again; the finished model is written as a checkpoint folder.
+//! continues from it when run again; the finished model is written as a checkpoint folder. Every
+//! file is written whole or not at all, so a run killed mid-save resumes from its previous save.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -537,7 +538,7 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
             on_event(TrainEvent::Step { stage: "encode", step: done, total: settings.pool, loss: 0.0 });
         }
         let raw = Tensor::cat(&chunks, 0)?;
-        candle_core::safetensors::save(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
+        crate::params::save_atomically(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
         raw
     };
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
@@ -730,8 +731,8 @@ fn train_transformer(
 
 /// Writes the checkpoint's text encoder and transformer with the averaged weights.
 fn save_averaged(ema: &Ema, joint: &Params, out: &Path) -> Result<()> {
-    candle_core::safetensors::save(&ema.tensors(joint, "text."), out.join("text_encoder/model.safetensors"))?;
-    candle_core::safetensors::save(&ema.tensors(joint, "dit."), out.join("transformer/diffusion_pytorch_model.safetensors"))?;
+    crate::params::save_atomically(&ema.tensors(joint, "text."), &out.join("text_encoder/model.safetensors"))?;
+    crate::params::save_atomically(&ema.tensors(joint, "dit."), &out.join("transformer/diffusion_pytorch_model.safetensors"))?;
     Ok(())
 }
 
