@@ -33,7 +33,7 @@ use crate::caption::{caption, vocabulary};
 use crate::card::write_card;
 use crate::eval::{evaluate, held_out_cases, model_generator};
 use crate::model::{self, LATENT_CHANNELS, MAX_SEQUENCE_LENGTH};
-use crate::params::{learning_rate, AdamW, Ema, Params};
+use crate::params::{learning_rate, save_atomically, AdamW, Ema, Params};
 use crate::rng::Rng;
 use crate::shards::{default_shards, in_parallel, parallel_shards, sharded_backward};
 use crate::tokenizer::write_tokenizer;
@@ -538,7 +538,7 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
             on_event(TrainEvent::Step { stage: "encode", step: done, total: settings.pool, loss: 0.0 });
         }
         let raw = Tensor::cat(&chunks, 0)?;
-        crate::params::save_atomically(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
+        save_atomically(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
         raw
     };
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
@@ -731,8 +731,8 @@ fn train_transformer(
 
 /// Writes the checkpoint's text encoder and transformer with the averaged weights.
 fn save_averaged(ema: &Ema, joint: &Params, out: &Path) -> Result<()> {
-    crate::params::save_atomically(&ema.tensors(joint, "text."), &out.join("text_encoder/model.safetensors"))?;
-    crate::params::save_atomically(&ema.tensors(joint, "dit."), &out.join("transformer/diffusion_pytorch_model.safetensors"))?;
+    save_atomically(&ema.tensors(joint, "text."), &out.join("text_encoder/model.safetensors"))?;
+    save_atomically(&ema.tensors(joint, "dit."), &out.join("transformer/diffusion_pytorch_model.safetensors"))?;
     Ok(())
 }
 
