@@ -26,6 +26,15 @@ const MOVE_THRESHOLD: f32 = 8.0;
 /// Turn (degrees over the clip) above which an object is rotating; the world turns its objects
 /// by 90 degrees.
 const MIN_TURN: f32 = 30.0;
+/// Share of the frames below which a colour comes and goes: the world's objects stay in view.
+const STEADY_PRESENCE: f32 = 0.9;
+/// Share of the frames showing both in which a colour that comes and goes must touch a steadier
+/// one, at no more than half its area, to be read as a tint of that object (see [`merge_tints`]).
+const TINT_ATTACHED: f32 = 0.9;
+/// RGB distance within which two named colours are neighbours, that a decoder's drift turns one
+/// into the other: yellow and orange (83), red and orange, purple and pink, blue and purple, pink
+/// and white, blue and cyan (131); the next pair, orange and pink, lies 170 apart.
+const NEIGHBOUR_COLOURS: f32 = 150.0;
 
 /// One connected region of one named colour in one frame.
 #[derive(Debug, Clone)]
@@ -364,7 +373,8 @@ impl Track {
     }
 }
 
-/// Follows every colour that appears in at least a quarter of the frames.
+/// Follows every colour that appears in at least a quarter of the frames; a tint joins the object
+/// it tints (see [`merge_tints`]).
 pub fn tracks(frames: &[Vec<u8>]) -> Vec<Track> {
     let per_frame: Vec<Vec<Blob>> = frames.iter().map(|f| blobs(f)).collect();
     let mut by_colour: HashMap<Colour, Vec<Option<Blob>>> = HashMap::new();
@@ -382,7 +392,73 @@ pub fn tracks(frames: &[Vec<u8>]) -> Vec<Track> {
         .filter(|t| t.presence() >= 0.25)
         .collect();
     tracks.sort_by_key(|t| COLOURS.iter().position(|c| *c == t.colour));
+    merge_tints(&mut tracks);
     tracks
+}
+
+/// Joins each tint to the object it tints: a colour seen in only part of the clip (below
+/// [`STEADY_PRESENCE`]) whose regions, in nearly every frame that also shows a neighbouring colour
+/// (see [`NEIGHBOUR_COLOURS`]) seen at least as often, touch that colour's region and are at most
+/// half its size (see [`TINT_ATTACHED`]). That is one object whose colour drifts over part or, for
+/// a few frames, all of it, as a decoder draws them (a red circle with an orange side, a blue
+/// triangle with a cyan base), not a second object; the world's objects stay in view, or come and
+/// go apart from an object of a neighbouring colour or behind one of another colour, so they are
+/// never tints, and two objects drawn side by side are alike in size.
+fn merge_tints(tracks: &mut Vec<Track>) {
+    while let Some((tint, host)) = (0..tracks.len()).find_map(|t| tint_host(tracks, t).map(|host| (t, host))) {
+        let tint = tracks.remove(tint);
+        let host = tracks.iter_mut().find(|t| t.colour == host).expect("the host track stays");
+        for (slot, part) in host.frames.iter_mut().zip(tint.frames) {
+            match (slot.as_mut(), part) {
+                (Some(blob), Some(part)) => {
+                    let pixels = [std::mem::take(&mut blob.pixels), part.pixels].concat();
+                    *blob = describe(blob.colour, pixels);
+                }
+                (None, Some(part)) => *slot = Some(part),
+                (_, None) => {}
+            }
+        }
+    }
+}
+
+/// The colour of the object that track `t` of `tracks` is a tint of (see [`merge_tints`]), if any.
+fn tint_host(tracks: &[Track], t: usize) -> Option<Colour> {
+    let track = &tracks[t];
+    if track.presence() >= STEADY_PRESENCE {
+        return None;
+    }
+    let neighbours = |host: &Track| {
+        let (a, b) = (track.colour.rgb(), host.colour.rgb());
+        a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt() <= NEIGHBOUR_COLOURS
+    };
+    tracks.iter().enumerate().filter(|(h, host)| *h != t && host.presence() >= track.presence() && neighbours(host)).find_map(|(_, host)| {
+        let together: Vec<bool> = track
+            .frames
+            .iter()
+            .zip(&host.frames)
+            .filter_map(|(part, whole)| {
+                let (part, whole) = (part.as_ref()?, whole.as_ref()?);
+                Some(2 * part.area <= whole.area && touches(part, whole))
+            })
+            .collect();
+        let touching = together.iter().filter(|t| **t).count();
+        (!together.is_empty() && touching as f32 >= TINT_ATTACHED * together.len() as f32).then_some(host.colour)
+    })
+}
+
+/// Whether a pixel of `a` is next to (left, right, above or below) a pixel of `b`.
+fn touches(a: &Blob, b: &Blob) -> bool {
+    let mut in_b = vec![false; WIDTH * HEIGHT];
+    for p in &b.pixels {
+        in_b[*p] = true;
+    }
+    a.pixels.iter().any(|p| {
+        let (x, y) = (p % WIDTH, p / WIDTH);
+        [(x > 0).then(|| p - 1), (x + 1 < WIDTH).then(|| p + 1), (y > 0).then(|| p - WIDTH), (y + 1 < HEIGHT).then(|| p + WIDTH)]
+            .into_iter()
+            .flatten()
+            .any(|q| in_b[q])
+    })
 }
 
 /// The camera's move, read from objects that do not move in the scene: a pan carries them across
@@ -476,5 +552,46 @@ mod tests {
         // A block three pixels thick against a yellow one has a core of its own: an object.
         let beside = frame(brown, &[(rgb(Colour::Yellow), 10, 10, 12, 12), (rgb(Colour::Orange), 22, 12, 3, 8)]);
         assert!(blobs(&beside).iter().any(|b| b.colour == Colour::Orange), "the thick block was taken for an edge");
+    }
+
+    /// A red square with an orange side in every other frame, drawn all orange in its last frame,
+    /// is one red object seen throughout, its side part of it; the same orange block apart from the square, a green one in its place (not a colour
+    /// red drifts into), or a cyan square that stays beside a blue one through the clip, is an
+    /// object of its own, as is an orange square of nearly the red one's size beside it in most
+    /// frames.
+    #[test]
+    fn a_colour_that_comes_and_goes_on_an_object_is_a_tint_of_it() {
+        let black = [0, 0, 0];
+        let clip = |extra: ([u8; 3], usize, usize, usize, usize), every: usize| -> Vec<Vec<u8>> {
+            (0..17)
+                .map(|f| {
+                    let square = (rgb(Colour::Red), 10 + f, 20, 12, 12);
+                    let moved = (extra.0, extra.1 + f, extra.2, extra.3, extra.4);
+                    if f % every == 0 { frame(black, &[square, moved]) } else { frame(black, &[square]) }
+                })
+                .collect()
+        };
+        let mut drifting = clip((rgb(Colour::Orange), 22, 22, 3, 8), 2);
+        drifting[16] = frame(black, &[(rgb(Colour::Orange), 26, 20, 12, 12)]);
+        let tinted = tracks(&drifting);
+        assert_eq!(tinted.iter().map(|t| t.colour).collect::<Vec<_>>(), vec![Colour::Red]);
+        assert_eq!(tinted[0].presence(), 1.0, "the all-orange frame is the square's");
+        assert_eq!(tinted[0].frames[0].as_ref().map(|b| b.area), Some(12 * 12 + 3 * 8), "the side joins the square");
+        assert_eq!(tinted[0].frames[1].as_ref().map(|b| b.area), Some(12 * 12));
+        let apart = tracks(&clip((rgb(Colour::Orange), 30, 22, 3, 8), 2));
+        assert_eq!(apart.iter().map(|t| t.colour).collect::<Vec<_>>(), vec![Colour::Red, Colour::Orange]);
+        let other = tracks(&clip((rgb(Colour::Green), 22, 22, 3, 8), 2));
+        assert_eq!(other.iter().map(|t| t.colour).collect::<Vec<_>>(), vec![Colour::Red, Colour::Green]);
+        let beside: Vec<Vec<u8>> = (0..17).map(|_| frame(black, &[(rgb(Colour::Blue), 10, 10, 14, 14), (rgb(Colour::Cyan), 24, 12, 6, 6)])).collect();
+        assert_eq!(tracks(&beside).iter().map(|t| t.colour).collect::<Vec<_>>(), vec![Colour::Blue, Colour::Cyan]);
+        // An orange square of nearly the red one's size beside it from the fourth frame on.
+        let pair: Vec<Vec<u8>> = (0..17)
+            .map(|f| {
+                let red = (rgb(Colour::Red), 10 + f, 20, 12, 12);
+                if f < 3 { frame(black, &[red]) } else { frame(black, &[red, (rgb(Colour::Orange), 22 + f, 20, 10, 10)]) }
+            })
+            .collect();
+        let pair = tracks(&pair);
+        assert_eq!(pair.iter().map(|t| t.colour).collect::<Vec<_>>(), vec![Colour::Red, Colour::Orange]);
     }
 }
