@@ -79,9 +79,7 @@ pub fn blobs(frame: &[u8]) -> Vec<Blob> {
         label[start] = id;
         while let Some(p) = stack.pop() {
             pixels.push(p);
-            let (x, y) = (p % WIDTH, p / WIDTH);
-            let neighbours = [(x > 0).then(|| p - 1), (x + 1 < WIDTH).then(|| p + 1), (y > 0).then(|| p - WIDTH), (y + 1 < HEIGHT).then(|| p + WIDTH)];
-            for q in neighbours.into_iter().flatten() {
+            for q in side_neighbours(p) {
                 if class[q] == Some(colour) && label[q] == usize::MAX {
                     label[q] = id;
                     stack.push(q);
@@ -452,13 +450,13 @@ fn touches(a: &Blob, b: &Blob) -> bool {
     for p in &b.pixels {
         in_b[*p] = true;
     }
-    a.pixels.iter().any(|p| {
-        let (x, y) = (p % WIDTH, p / WIDTH);
-        [(x > 0).then(|| p - 1), (x + 1 < WIDTH).then(|| p + 1), (y > 0).then(|| p - WIDTH), (y + 1 < HEIGHT).then(|| p + WIDTH)]
-            .into_iter()
-            .flatten()
-            .any(|q| in_b[q])
-    })
+    a.pixels.iter().any(|p| side_neighbours(*p).any(|q| in_b[q]))
+}
+
+/// The pixels left of, right of, above and below pixel `p` that lie in the frame.
+fn side_neighbours(p: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = (p % WIDTH, p / WIDTH);
+    [(x > 0).then(|| p - 1), (x + 1 < WIDTH).then(|| p + 1), (y > 0).then(|| p - WIDTH), (y + 1 < HEIGHT).then(|| p + WIDTH)].into_iter().flatten()
 }
 
 /// The camera's move, read from objects that do not move in the scene: a pan carries them across
