@@ -104,31 +104,33 @@ pub struct CaseScore {
     pub camera: Option<f64>,
     pub consistency: f64,
     pub seen: Vec<String>,
+    /// Each prompt object's shape and the one read from the object of its colour.
+    pub shapes: Vec<Read>,
     /// Content cases: each prompt object's motion and the one read from the object of its colour.
-    pub motions: Vec<MotionRead>,
+    pub motions: Vec<Read>,
 }
 
-/// A prompt object's motion (`asked`) and the motion read from the object of its colour (`seen`;
-/// `None` when no object of that colour was found).
+/// What a prompt asked of one object (its motion or its shape, `asked`) and what was read from the
+/// object of its colour (`seen`; `None` when no object of that colour was found).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MotionRead {
+pub struct Read {
     pub asked: String,
     pub seen: Option<String>,
 }
 
-impl MotionRead {
+impl Read {
     pub fn is_right(&self) -> bool {
         self.seen.as_deref() == Some(self.asked.as_str())
     }
 }
 
-/// How often one asked motion was read right over a report, and its commonest misreading.
+/// How often one asked motion or shape was read right over a report, and its commonest misreading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MotionTally {
+pub struct Tally {
     pub asked: String,
     pub objects: usize,
     pub right: usize,
-    /// The motion most often read instead ("not found" when the object was missing), and how often.
+    /// The reading most often made instead ("not found" when the object was missing), and how often.
     pub commonest_misread: Option<(String, usize)>,
 }
 
@@ -139,27 +141,29 @@ fn describe(track: &Track, shape: Shape) -> String {
 pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
     let found = tracks(frames);
     // Each track's shape is read once: template matching is the costly part of scoring.
-    let shapes: std::collections::HashMap<Colour, Shape> = found.iter().map(|t| (t.colour, t.shape())).collect();
+    let track_shapes: std::collections::HashMap<Colour, Shape> = found.iter().map(|t| (t.colour, t.shape())).collect();
     let objects = &case.scene.objects;
-    let per_object = |check: &dyn Fn(&Track, usize) -> bool| -> f64 {
-        let hits = objects
-            .iter()
-            .enumerate()
-            .filter(|(i, o)| found.iter().find(|t| t.colour == o.colour).is_some_and(|t| check(t, *i)))
-            .count();
-        hits as f64 / objects.len() as f64
-    };
+    // A prompt's object is the found track of its colour.
+    let track_of = |colour: Colour| found.iter().find(|t| t.colour == colour);
+    let share = |hits: usize| hits as f64 / objects.len() as f64;
     let consistency = objects
         .iter()
-        .map(|o| found.iter().find(|t| t.colour == o.colour).map_or(0.0, |t| t.presence() as f64))
+        .map(|o| track_of(o.colour).map_or(0.0, |t| t.presence() as f64))
         .sum::<f64>()
         / objects.len() as f64;
-    let motions: Vec<MotionRead> = match case.kind {
+    let shapes: Vec<Read> = objects
+        .iter()
+        .map(|o| Read {
+            asked: o.shape.name().to_string(),
+            seen: track_of(o.colour).map(|t| track_shapes[&t.colour].name().to_string()),
+        })
+        .collect();
+    let motions: Vec<Read> = match case.kind {
         CaseKind::Content => objects
             .iter()
-            .map(|o| MotionRead {
+            .map(|o| Read {
                 asked: format!("{:?}", o.motion),
-                seen: found.iter().find(|t| t.colour == o.colour).map(|t| format!("{:?}", t.motion(shapes[&t.colour]))),
+                seen: track_of(o.colour).map(|t| format!("{:?}", t.motion(track_shapes[&t.colour]))),
             })
             .collect(),
         CaseKind::Camera => Vec::new(),
@@ -167,15 +171,16 @@ pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
     CaseScore {
         prompt: case.prompt.clone(),
         kind: case.kind,
-        colour: per_object(&|_, _| true),
-        shape: per_object(&|t, i| shapes[&t.colour] == objects[i].shape),
+        colour: share(objects.iter().filter(|o| track_of(o.colour).is_some()).count()),
+        shape: share(shapes.iter().filter(|read| read.is_right()).count()),
         count: if found.len() == objects.len() { 1.0 } else { 0.0 },
         motion: (case.kind == CaseKind::Content)
-            .then(|| motions.iter().filter(|read| read.is_right()).count() as f64 / objects.len() as f64),
+            .then(|| share(motions.iter().filter(|read| read.is_right()).count())),
         camera: (case.kind == CaseKind::Camera)
             .then(|| if camera_from_still_objects(&found) == case.scene.camera { 1.0 } else { 0.0 }),
         consistency,
-        seen: found.iter().map(|t| describe(t, shapes[&t.colour])).collect(),
+        seen: found.iter().map(|t| describe(t, track_shapes[&t.colour])).collect(),
+        shapes,
         motions,
     }
 }
@@ -192,8 +197,10 @@ pub struct Report {
     pub consistency: f64,
     pub seconds_per_clip: f64,
     pub targets: Targets,
+    /// Per asked shape, over all cases' objects (the commonest shapes first).
+    pub shape_tallies: Vec<Tally>,
     /// Per asked motion, over the content cases' objects (the commonest motions first).
-    pub motion_tallies: Vec<MotionTally>,
+    pub motion_tallies: Vec<Tally>,
     pub scores: Vec<CaseScore>,
 }
 
@@ -210,7 +217,8 @@ impl Report {
             consistency: mean(scores.iter().map(|s| s.consistency).collect()),
             seconds_per_clip,
             targets: TARGETS,
-            motion_tallies: motion_tallies(&scores),
+            shape_tallies: tallies(scores.iter().flat_map(|s| &s.shapes)),
+            motion_tallies: tallies(scores.iter().flat_map(|s| &s.motions)),
             scores,
         }
     }
@@ -237,36 +245,44 @@ impl Report {
         text += &row("motion", self.motion, Some(TARGETS.motion));
         text += &row("camera", self.camera, None);
         text += &row("consistency", self.consistency, None);
-        if !self.motion_tallies.is_empty() {
-            text += "  motion read right, per asked motion (commonest misreading):\n";
-            for tally in &self.motion_tallies {
-                let misread = tally.commonest_misread.as_ref().map_or(String::new(), |(motion, n)| format!("  ({motion} {n}x)"));
-                let line = format!("    {:<10} {:>3}/{:<3}{misread}", tally.asked, tally.right, tally.objects);
-                text += line.trim_end();
-                text += "\n";
-            }
-        }
+        text += &tally_lines("shape", &self.shape_tallies);
+        text += &tally_lines("motion", &self.motion_tallies);
         text
     }
 }
 
-/// Tallies each asked motion over the content cases' objects: how often it was read right and what
-/// it was most often read as instead; the most asked motions first (ties by name).
-fn motion_tallies(scores: &[CaseScore]) -> Vec<MotionTally> {
+/// The table's lines for one aspect's tallies (none without tallies).
+fn tally_lines(aspect: &str, tallies: &[Tally]) -> String {
+    if tallies.is_empty() {
+        return String::new();
+    }
+    let mut text = format!("  {aspect} read right, per asked {aspect} (commonest misreading):\n");
+    for tally in tallies {
+        let misread = tally.commonest_misread.as_ref().map_or(String::new(), |(reading, n)| format!("  ({reading} {n}x)"));
+        let line = format!("    {:<10} {:>3}/{:<3}{misread}", tally.asked, tally.right, tally.objects);
+        text += line.trim_end();
+        text += "\n";
+    }
+    text
+}
+
+/// Tallies reads by what was asked: how often each was read right and what it was most often read
+/// as instead; the most asked first (ties by name).
+fn tallies<'a>(reads: impl Iterator<Item = &'a Read>) -> Vec<Tally> {
     use std::collections::BTreeMap;
     let mut by_asked: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for read in scores.iter().flat_map(|s| &s.motions) {
+    for read in reads {
         *by_asked.entry(&read.asked).or_default().entry(read.seen.as_deref().unwrap_or("not found")).or_default() += 1;
     }
-    let mut tallies: Vec<MotionTally> = by_asked
+    let mut tallies: Vec<Tally> = by_asked
         .into_iter()
         .map(|(asked, seen)| {
             let commonest_misread = seen
                 .iter()
-                .filter(|(motion, _)| **motion != asked)
+                .filter(|(reading, _)| **reading != asked)
                 .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(motion, n)| (motion.to_string(), *n));
-            MotionTally { asked: asked.to_string(), objects: seen.values().sum(), right: seen.get(asked).copied().unwrap_or(0), commonest_misread }
+                .map(|(reading, n)| (reading.to_string(), *n));
+            Tally { asked: asked.to_string(), objects: seen.values().sum(), right: seen.get(asked).copied().unwrap_or(0), commonest_misread }
         })
         .collect();
     tallies.sort_by(|a, b| b.objects.cmp(&a.objects).then(a.asked.cmp(&b.asked)));
@@ -349,10 +365,10 @@ mod tests {
         assert_eq!((guidance_only.steps, guidance_only.guidance), (20, 6.0));
     }
 
-    /// Each asked motion's tally counts its objects, those read right and the commonest other
-    /// reading (a missing object counts as "not found"), and agrees with the report's motion score.
+    /// Each asked shape's and motion's tally counts its objects, those read right and the commonest
+    /// other reading (a missing object counts as "not found"), and agrees with the report's scores.
     #[test]
-    fn motion_tallies_count_right_reads_and_the_commonest_misreading() {
+    fn tallies_count_right_reads_and_the_commonest_misreading() {
         let cases = held_out_cases(30, 8);
         let mut rng = Rng::new(3);
         // Every other clip answered with another case's video, so that misreadings occur.
@@ -362,21 +378,38 @@ mod tests {
             &mut |_, _| {},
         )
         .unwrap();
-        let reads: Vec<&MotionRead> = report.scores.iter().flat_map(|s| &s.motions).collect();
-        let objects: usize = report.scores.iter().filter(|s| s.kind == CaseKind::Content).map(|s| s.motions.len()).sum();
-        assert_eq!(reads.len(), objects);
-        assert_eq!(report.motion_tallies.iter().map(|t| t.objects).sum::<usize>(), objects);
-        assert!(report.motion_tallies.windows(2).all(|w| w[0].objects >= w[1].objects));
-        for tally in &report.motion_tallies {
-            let asked: Vec<&&MotionRead> = reads.iter().filter(|r| r.asked == tally.asked).collect();
+        let objects = |kinds: &[CaseKind]| -> usize {
+            report.scores.iter().zip(&cases).filter(|(s, _)| kinds.contains(&s.kind)).map(|(_, c)| c.scene.objects.len()).sum()
+        };
+        let shape_reads: Vec<&Read> = report.scores.iter().flat_map(|s| &s.shapes).collect();
+        let motion_reads: Vec<&Read> = report.scores.iter().flat_map(|s| &s.motions).collect();
+        assert_eq!(shape_reads.len(), objects(&[CaseKind::Content, CaseKind::Camera]));
+        assert_eq!(motion_reads.len(), objects(&[CaseKind::Content]));
+        check_tallies(&report.shape_tallies, &shape_reads, &report.table());
+        check_tallies(&report.motion_tallies, &motion_reads, &report.table());
+        // Per case the shape and motion scores are the shares of its objects read right.
+        let right = |reads: &[Read]| reads.iter().filter(|r| r.seen.as_deref() == Some(r.asked.as_str())).count() as f64;
+        for s in &report.scores {
+            assert_eq!(s.shape, right(&s.shapes) / s.shapes.len() as f64);
+            if s.kind == CaseKind::Content {
+                assert_eq!(s.motion, Some(right(&s.motions) / s.motions.len() as f64));
+            }
+        }
+    }
+
+    fn check_tallies(tallies: &[Tally], reads: &[&Read], table: &str) {
+        assert_eq!(tallies.iter().map(|t| t.objects).sum::<usize>(), reads.len());
+        assert!(tallies.windows(2).all(|w| w[0].objects >= w[1].objects));
+        for tally in tallies {
+            let asked: Vec<&&Read> = reads.iter().filter(|r| r.asked == tally.asked).collect();
             assert_eq!(tally.objects, asked.len());
             assert_eq!(tally.right, asked.iter().filter(|r| r.seen.as_deref() == Some(r.asked.as_str())).count());
             match &tally.commonest_misread {
                 None => assert_eq!(tally.right, tally.objects, "{tally:?}"),
-                Some((motion, n)) => {
-                    assert_ne!(motion, &tally.asked);
+                Some((reading, n)) => {
+                    assert_ne!(reading, &tally.asked);
                     let count = |m: &str| asked.iter().filter(|r| r.seen.as_deref().unwrap_or("not found") == m).count();
-                    assert_eq!(count(motion), *n);
+                    assert_eq!(count(reading), *n);
                     assert!(asked.iter().all(|r| {
                         let m = r.seen.as_deref().unwrap_or("not found");
                         m == tally.asked || count(m) <= *n
@@ -384,12 +417,7 @@ mod tests {
                 }
             }
         }
-        assert!(report.motion_tallies.iter().any(|t| t.right < t.objects), "no misreading to tally: {}", report.table());
-        // Per case the motion score is the share of its objects read right.
-        for s in report.scores.iter().filter(|s| s.kind == CaseKind::Content) {
-            let right = s.motions.iter().filter(|r| r.seen.as_deref() == Some(r.asked.as_str())).count();
-            assert_eq!(s.motion, Some(right as f64 / s.motions.len() as f64));
-        }
+        assert!(tallies.iter().any(|t| t.right < t.objects), "no misreading to tally: {table}");
     }
 
     #[test]
