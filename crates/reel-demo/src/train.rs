@@ -533,13 +533,7 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
     let cache = settings.work.join(format!("pool-{}{twins}.safetensors", settings.pool));
     let mut rng = Rng::new(settings.seed ^ 0x9001);
     let scenes: Vec<Scene> = if settings.shape_twins {
-        (0..settings.pool / 2)
-            .flat_map(|_| {
-                let scene = Scene::random(&mut rng, Split::Train);
-                let twin = scene.shape_twin(&mut rng);
-                [scene, twin]
-            })
-            .collect()
+        Scene::shape_twin_pairs(&mut rng, settings.pool / 2)
     } else {
         (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect()
     };
@@ -884,14 +878,7 @@ mod tests {
     /// other. Without twins every clip draws its own noise.
     #[test]
     fn shape_twins_train_in_pairs_that_share_noise_and_caption() -> Result<()> {
-        let mut rng = Rng::new(5);
-        let scenes: Vec<Scene> = (0..40)
-            .flat_map(|_| {
-                let scene = Scene::random(&mut rng, Split::Train);
-                let twin = scene.shape_twin(&mut rng);
-                [scene, twin]
-            })
-            .collect();
+        let scenes = Scene::shape_twin_pairs(&mut Rng::new(5), 40);
         let pool_shape = (scenes.len(), 2, 3, 4, 4);
         let clip = |t: &Tensor, i: usize| -> Result<Vec<f32>> { Ok(t.get(i)?.flatten_all()?.to_vec1::<f32>()?) };
         let mut captioned_pairs = 0;

@@ -374,6 +374,17 @@ impl Scene {
         twin
     }
 
+    /// `pairs` random training scenes, each followed by its shape twin.
+    pub fn shape_twin_pairs(rng: &mut Rng, pairs: usize) -> Vec<Scene> {
+        (0..pairs)
+            .flat_map(|_| {
+                let scene = Scene::random(rng, Split::Train);
+                let twin = scene.shape_twin(rng);
+                [scene, twin]
+            })
+            .collect()
+    }
+
     /// Frames as RGB8, `FRAMES` of `WIDTH` x `HEIGHT`.
     pub fn render(&self) -> Vec<Vec<u8>> {
         (0..FRAMES).map(|f| self.render_frame(f as f32 / (FRAMES - 1) as f32)).collect()
@@ -509,10 +520,8 @@ mod tests {
 
     #[test]
     fn a_shape_twin_changes_every_shape_and_nothing_else() {
-        let mut rng = Rng::new(3);
-        for _ in 0..300 {
-            let scene = Scene::random(&mut rng, Split::Train);
-            let twin = scene.shape_twin(&mut rng);
+        for pair in Scene::shape_twin_pairs(&mut Rng::new(3), 300).chunks(2) {
+            let (scene, twin) = (&pair[0], &pair[1]);
             assert_eq!((twin.backdrop, twin.pattern, twin.camera), (scene.backdrop, scene.pattern, scene.camera));
             assert_eq!(twin.objects.len(), scene.objects.len());
             for (original, changed) in scene.objects.iter().zip(&twin.objects) {
