@@ -91,7 +91,7 @@ fn transformer_recipe(settings: &TrainSettings, flow_shift: f64) -> String {
         "Transformer and text encoder together: {} steps of {} clips from a pool of {}\n\
 encoded clips, flow matching (predict noise - latents at noise levels shifted by {}, as the sampler's; latent cells that show\n\
 an object weigh {}x in the loss), AdamW with warm-up and cosine decay; in {:.0}% of the clips the first latent frame and in {:.0}% the first two are given clean at\n\
-timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){}{}. ",
+timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){}. ",
         settings.transformer_steps,
         settings.transformer_batch,
         settings.pool,
@@ -99,12 +99,6 @@ timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){
         1.0 + crate::train::OBJECT_LOSS_WEIGHT,
         100.0 * crate::train::given_frames_share(1),
         100.0 * crate::train::given_frames_share(2),
-        if settings.shape_twins {
-            "; the pool holds pairs of scenes that differ only in their shapes, and each step trains on whole pairs, \
-both clips at the same noise and with the same caption but for the shape words"
-        } else {
-            ""
-        },
         if settings.transformer_ema > 0.0 {
             format!("; the checkpoint holds a moving average of the weights (EMA, decay {})", settings.transformer_ema)
         } else {

@@ -103,10 +103,6 @@ pub struct TrainSettings {
     pub new_vae: bool,
     /// Training clips encoded for the transformer.
     pub pool: usize,
-    /// The pool holds pairs of scenes that differ only in their shapes ([`Scene::shape_twin`]), and
-    /// each transformer step trains on whole pairs, both clips of a pair at the same noise and with
-    /// the same caption but for the shape words.
-    pub shape_twins: bool,
     pub transformer_steps: usize,
     pub transformer_batch: usize,
     pub transformer_lr: f64,
@@ -138,7 +134,6 @@ impl TrainSettings {
             vae_latent_noise: 0.0,
             new_vae: false,
             pool: 2000,
-            shape_twins: false,
             transformer_steps: 2500,
             transformer_batch: 16,
             transformer_lr: 5e-4,
@@ -219,13 +214,6 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     }
     if settings.vae_decoder_width.is_some() && !settings.vae_decoder_only {
         return Err("a new decoder width needs the decoder trained alone on a kept encoder (--vae-decoder-only)".into());
-    }
-    if settings.shape_twins && (settings.pool % 2 != 0 || settings.transformer_batch % 2 != 0) {
-        return Err(format!(
-            "shape twins come in pairs: the pool ({}) and the batch ({}) must be even",
-            settings.pool, settings.transformer_batch
-        )
-        .into());
     }
     if settings.transformer_steps == 0 && settings.from.is_none() {
         return Err("no transformer steps leaves the transformer untrained; give more steps, or --from a checkpoint whose transformer to keep".into());
@@ -529,14 +517,9 @@ fn crop_origin(clip: &Tensor, rng: &mut Rng) -> Result<(usize, usize)> {
 /// this run gets its normalisation from these latents; one whose latents were kept (`latents_kept`:
 /// the VAE itself or its encoder) keeps its own.
 fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
-    let twins = if settings.shape_twins { "-shape-twins" } else { "" };
-    let cache = settings.work.join(format!("pool-{}{twins}.safetensors", settings.pool));
+    let cache = settings.work.join(format!("pool-{}.safetensors", settings.pool));
     let mut rng = Rng::new(settings.seed ^ 0x9001);
-    let scenes: Vec<Scene> = if settings.shape_twins {
-        Scene::shape_twin_pairs(&mut rng, settings.pool / 2)
-    } else {
-        (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect()
-    };
+    let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect();
     let vae_dir = settings.out.join("vae");
     let raw = if cache.exists() {
         on_event(TrainEvent::Stage { name: "encode", total: settings.pool, done: settings.pool });
@@ -621,61 +604,6 @@ fn draw_given_frames(rng: &mut Rng) -> usize {
     0
 }
 
-/// What one transformer step trains on, drawn from the pool's scenes.
-struct DrawnBatch {
-    /// The clips, as indices into the pool.
-    indices: Vec<u32>,
-    /// Each clip's noise level.
-    sigmas: Vec<f32>,
-    /// Noise of the clips' latent shape.
-    noise: Tensor,
-    /// 1 where a latent frame is denoised, 0 where it is given (clean, at timestep 0):
-    /// (clips, 1, latent frames, 1, 1).
-    denoised: Tensor,
-    /// Each clip's caption, empty where dropped for guidance.
-    captions: Vec<String>,
-}
-
-impl DrawnBatch {
-    /// `clips` clips from a pool of `scenes` whose latents have `pool_shape`. With `twins` the pool
-    /// holds pairs of shape twins and the batch takes whole pairs, whose clips share their noise,
-    /// noise level, given frames and caption draws.
-    fn draw(rng: &mut Rng, scenes: &[Scene], clips: usize, twins: bool, pool_shape: (usize, usize, usize, usize, usize), flow_shift: f64) -> Result<Self> {
-        let group = if twins { 2 } else { 1 };
-        let groups = clips / group;
-        let (_, channels, latent_frames, latent_height, latent_width) = pool_shape;
-        let per_group = |value: f32| std::iter::repeat_n(value, group);
-        let indices: Vec<u32> = (0..groups)
-            .flat_map(|_| {
-                let first = rng.below(scenes.len() / group) * group;
-                (first..first + group).map(|i| i as u32)
-            })
-            .collect();
-        let sigmas: Vec<f32> = (0..groups).flat_map(|_| per_group(draw_noise_level(rng, flow_shift))).collect();
-        let clip_size = channels * latent_frames * latent_height * latent_width;
-        let group_noise: Vec<Vec<f32>> = (0..groups).map(|_| (0..clip_size).map(|_| rng.normal()).collect()).collect();
-        let noise: Vec<f32> = group_noise.iter().flat_map(|values| std::iter::repeat_n(values, group).flatten().copied()).collect();
-        let noise = Tensor::from_vec(noise, (clips, channels, latent_frames, latent_height, latent_width), &Device::Cpu)?;
-        let denoised: Vec<f32> = (0..groups)
-            .flat_map(|_| {
-                let given = draw_given_frames(rng);
-                (0..latent_frames).map(move |f| if f < given { 0.0 } else { 1.0 }).cycle().take(latent_frames * group)
-            })
-            .collect();
-        let denoised = Tensor::from_vec(denoised, (clips, 1, latent_frames, 1, 1), &Device::Cpu)?;
-        let mut captions = Vec::with_capacity(clips);
-        for pair in indices.chunks(group) {
-            let dropped = rng.f32() < CAPTION_DROPOUT;
-            // One seed for the group's captions: twins' differ only in their shape words.
-            let caption_seed = rng.next_u64();
-            for &i in pair {
-                captions.push(if dropped { String::new() } else { caption(&scenes[i as usize], &mut Rng::new(caption_seed)) });
-            }
-        }
-        Ok(Self { indices, sigmas, noise, denoised, captions })
-    }
-}
-
 /// Trains a transformer of `config` and the text encoder; one continued from `settings.from`
 /// (of `trained_layers` blocks) is grown to `config`'s depth first.
 fn train_transformer(
@@ -736,15 +664,25 @@ fn train_transformer(
         let step = optimizer.step;
         let mut rng = Rng::new(settings.seed.wrapping_mul(7_000_003).wrapping_add(step as u64));
         let batch = settings.transformer_batch;
-        let drawn = DrawnBatch::draw(&mut rng, scenes, batch, settings.shape_twins, pool.dims5()?, flow_shift)?;
-        let picked = Tensor::new(drawn.indices.as_slice(), &Device::Cpu)?;
+        let indices: Vec<u32> = (0..batch).map(|_| rng.below(scenes.len()) as u32).collect();
+        let picked = Tensor::new(indices.as_slice(), &Device::Cpu)?;
         let x0 = pool.index_select(&picked, 0)?;
-        let sigma = Tensor::new(drawn.sigmas.as_slice(), &Device::Cpu)?.reshape((batch, 1, 1, 1, 1))?;
-        let (noise, denoised) = (&drawn.noise, &drawn.denoised);
+        let sigmas: Vec<f32> = (0..batch).map(|_| draw_noise_level(&mut rng, flow_shift)).collect();
+        let sigma = Tensor::new(sigmas.as_slice(), &Device::Cpu)?.reshape((batch, 1, 1, 1, 1))?;
+        let noise_values: Vec<f32> = (0..x0.elem_count()).map(|_| rng.normal()).collect();
+        let noise = Tensor::from_vec(noise_values, x0.shape(), &Device::Cpu)?;
         let noisy = (x0.broadcast_mul(&(1.0 - &sigma)?)? + noise.broadcast_mul(&sigma)?)?;
-        let target = (noise - &x0)?;
+        let target = (&noise - &x0)?;
+        // 1 where a latent frame is denoised, 0 where it is given (clean, at timestep 0).
         let (_, _, latent_frames, latent_height, latent_width) = x0.dims5()?;
-        let noisy = (noisy.broadcast_mul(denoised)? + x0.broadcast_mul(&(1.0 - denoised)?)?)?;
+        let denoised: Vec<f32> = (0..batch)
+            .flat_map(|_| {
+                let given = draw_given_frames(&mut rng);
+                (0..latent_frames).map(move |f| if f < given { 0.0 } else { 1.0 })
+            })
+            .collect();
+        let denoised = Tensor::from_vec(denoised, (batch, 1, latent_frames, 1, 1), &Device::Cpu)?;
+        let noisy = (noisy.broadcast_mul(&denoised)? + x0.broadcast_mul(&(1.0 - &denoised)?)?)?;
         let tokens_per_frame = (latent_height / 2) * (latent_width / 2);
         let timesteps = (denoised.broadcast_mul(&(&sigma * 1000.0)?)?.reshape((batch, latent_frames, 1))?)
             .broadcast_as((batch, latent_frames, tokens_per_frame))?
@@ -752,15 +690,16 @@ fn train_transformer(
 
         let mut ids = Vec::with_capacity(batch * MAX_SEQUENCE_LENGTH);
         let mut mask = Vec::with_capacity(batch * MAX_SEQUENCE_LENGTH);
-        for text in &drawn.captions {
-            let tokens = tokenizer.encode(text, MAX_SEQUENCE_LENGTH)?;
+        for &i in &indices {
+            let text = if rng.f32() < CAPTION_DROPOUT { String::new() } else { caption(&scenes[i as usize], &mut rng) };
+            let tokens = tokenizer.encode(&text, MAX_SEQUENCE_LENGTH)?;
             ids.extend(tokens.ids);
             mask.extend(tokens.mask);
         }
         let ids = Tensor::from_vec(ids, (batch, MAX_SEQUENCE_LENGTH), &Device::Cpu)?;
         let mask = Tensor::from_vec(mask, (batch, MAX_SEQUENCE_LENGTH), &Device::Cpu)?;
         // Squared error per latent cell, weighted towards objects, over the denoised frames.
-        let weights = loss_weights.index_select(&picked, 0)?.broadcast_mul(denoised)?;
+        let weights = loss_weights.index_select(&picked, 0)?.broadcast_mul(&denoised)?;
         let total_weight = weights.sum_all()?.to_scalar::<f32>()? as f64;
         let shard_loss = |clips: Range<usize>| -> Result<Tensor> {
             let shard = |t: &Tensor| t.narrow(0, clips.start, clips.len());
@@ -871,45 +810,6 @@ mod tests {
             let mean = levels.iter().map(|s| *s as f64).sum::<f64>() / levels.len() as f64;
             assert!((mean - expected).abs() < 0.005, "shift {shift}: mean level {mean:.4}, expected {expected:.4}");
         }
-    }
-
-    /// A batch of shape twins takes whole pairs, each pair at one noise, noise level and set of
-    /// given frames, with captions that differ only in the shape words; pairs differ from each
-    /// other. Without twins every clip draws its own noise.
-    #[test]
-    fn shape_twins_train_in_pairs_that_share_noise_and_caption() -> Result<()> {
-        let scenes = Scene::shape_twin_pairs(&mut Rng::new(5), 40);
-        let pool_shape = (scenes.len(), 2, 3, 4, 4);
-        let clip = |t: &Tensor, i: usize| -> Result<Vec<f32>> { Ok(t.get(i)?.flatten_all()?.to_vec1::<f32>()?) };
-        let mut captioned_pairs = 0;
-        for step in 0..30 {
-            let drawn = DrawnBatch::draw(&mut Rng::new(step), &scenes, 8, true, pool_shape, 1.5)?;
-            assert_eq!(drawn.captions.len(), 8);
-            for pair in 0..4 {
-                let (a, b) = (2 * pair, 2 * pair + 1);
-                assert_eq!(drawn.indices[a] % 2, 0);
-                assert_eq!(drawn.indices[b], drawn.indices[a] + 1);
-                assert_eq!(drawn.sigmas[a], drawn.sigmas[b]);
-                assert_eq!(clip(&drawn.noise, a)?, clip(&drawn.noise, b)?);
-                assert_eq!(clip(&drawn.denoised, a)?, clip(&drawn.denoised, b)?);
-                let shape_words = |i: usize| scenes[drawn.indices[i] as usize].objects.iter().map(|o| o.shape.name()).collect::<Vec<_>>();
-                let words = |i: usize| drawn.captions[i].split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect::<Vec<_>>();
-                assert_eq!(words(a).len(), words(b).len(), "{:?} / {:?}", drawn.captions[a], drawn.captions[b]);
-                let differing: Vec<(String, String)> = words(a).into_iter().zip(words(b)).filter(|(x, y)| x != y).collect();
-                if drawn.captions[a].is_empty() {
-                    assert!(differing.is_empty());
-                } else {
-                    let shapes: Vec<(String, String)> = shape_words(a).into_iter().zip(shape_words(b)).map(|(x, y)| (x.into(), y.into())).collect();
-                    assert_eq!(differing, shapes, "twins' captions differ in more than their shape words");
-                    captioned_pairs += 1;
-                }
-            }
-            assert_ne!(clip(&drawn.noise, 0)?, clip(&drawn.noise, 2)?, "pairs draw their own noise");
-        }
-        assert!(captioned_pairs > 90, "only {captioned_pairs} of 120 pairs kept their captions");
-        let single = DrawnBatch::draw(&mut Rng::new(1), &scenes, 8, false, pool_shape, 1.5)?;
-        assert_ne!(clip(&single.noise, 0)?, clip(&single.noise, 1)?);
-        Ok(())
     }
 
     /// A continued run samples at its checkpoint's flow shift unless given another, and writes the

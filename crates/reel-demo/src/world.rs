@@ -357,34 +357,6 @@ impl Scene {
         }
     }
 
-    /// The same scene with another shape for every object, drawn among those the object may have in
-    /// training (not a held-out combination, and one that shows a rotation where it rotates). Trained
-    /// beside this scene with the same noise and caption, the pair differs only where the shape words
-    /// differ, which shows the transformer what those words alone change.
-    pub fn shape_twin(&self, rng: &mut Rng) -> Scene {
-        let mut twin = self.clone();
-        for object in &mut twin.objects {
-            let allowed = |shape: Shape| {
-                let changed = Object { shape, ..*object };
-                shape != object.shape && !is_held_out(&changed) && (object.motion != Motion::Rotate || shape.shows_rotation())
-            };
-            let options: Vec<Shape> = SHAPES.into_iter().filter(|&shape| allowed(shape)).collect();
-            object.shape = *rng.choose(&options);
-        }
-        twin
-    }
-
-    /// `pairs` random training scenes, each followed by its shape twin.
-    pub fn shape_twin_pairs(rng: &mut Rng, pairs: usize) -> Vec<Scene> {
-        (0..pairs)
-            .flat_map(|_| {
-                let scene = Scene::random(rng, Split::Train);
-                let twin = scene.shape_twin(rng);
-                [scene, twin]
-            })
-            .collect()
-    }
-
     /// Frames as RGB8, `FRAMES` of `WIDTH` x `HEIGHT`.
     pub fn render(&self) -> Vec<Vec<u8>> {
         (0..FRAMES).map(|f| self.render_frame(f as f32 / (FRAMES - 1) as f32)).collect()
@@ -515,21 +487,6 @@ mod tests {
         for _ in 0..200 {
             assert!(!Scene::random(&mut rng, Split::Train).objects.iter().any(is_held_out));
             assert!(Scene::random(&mut rng, Split::HeldOut).objects.iter().any(is_held_out));
-        }
-    }
-
-    #[test]
-    fn a_shape_twin_changes_every_shape_and_nothing_else() {
-        for pair in Scene::shape_twin_pairs(&mut Rng::new(3), 300).chunks(2) {
-            let (scene, twin) = (&pair[0], &pair[1]);
-            assert_eq!((twin.backdrop, twin.pattern, twin.camera), (scene.backdrop, scene.pattern, scene.camera));
-            assert_eq!(twin.objects.len(), scene.objects.len());
-            for (original, changed) in scene.objects.iter().zip(&twin.objects) {
-                assert_ne!(changed.shape, original.shape);
-                assert_eq!(Object { shape: original.shape, ..*changed }, *original);
-                assert!(!is_held_out(changed), "{changed:?} is held out of training");
-                assert!(changed.motion != Motion::Rotate || changed.shape.shows_rotation());
-            }
         }
     }
 

@@ -48,11 +48,6 @@ pub struct TrainArgs {
     /// Training clips encoded for the transformer
     #[arg(long)]
     pool: Option<usize>,
-    /// Encode the pool as pairs of scenes that differ only in their shapes, and train on whole pairs
-    /// (the same noise, the same caption but for the shape words), so that the transformer sees what
-    /// the shape words alone change
-    #[arg(long)]
-    shape_twins: bool,
     /// Transformer training steps (0 with --from keeps that checkpoint's transformer and text encoder)
     #[arg(long)]
     transformer_steps: Option<usize>,
@@ -99,7 +94,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_latent_noise = args.vae_latent_noise.unwrap_or(settings.vae_latent_noise);
     settings.new_vae = args.new_vae;
     settings.pool = args.pool.unwrap_or(settings.pool);
-    settings.shape_twins = args.shape_twins;
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
