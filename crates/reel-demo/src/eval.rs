@@ -201,12 +201,55 @@ pub struct Report {
     pub shape_tallies: Vec<Tally>,
     /// Per asked motion, over the content cases' objects (the commonest motions first).
     pub motion_tallies: Vec<Tally>,
+    /// The scores again, per number of objects the prompts ask for (fewest first): a model that
+    /// follows one-object prompts may still mix up the objects of a longer one.
+    pub by_object_count: Vec<ObjectCountScores>,
     pub scores: Vec<CaseScore>,
+}
+
+/// The mean scores of the cases whose prompts ask for `objects` objects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectCountScores {
+    pub objects: usize,
+    pub cases: usize,
+    pub colour: f64,
+    pub shape: f64,
+    pub count: f64,
+    /// Over the group's content cases; `None` where it has none.
+    pub motion: Option<f64>,
+}
+
+/// The mean of `values`; `None` for none.
+fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.into_iter().fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The scores grouped by how many objects each case's prompt asks for (one shape read each).
+fn by_object_count(scores: &[CaseScore]) -> Vec<ObjectCountScores> {
+    let mut counts: Vec<usize> = scores.iter().map(|s| s.shapes.len()).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+        .into_iter()
+        .map(|objects| {
+            let group: Vec<&CaseScore> = scores.iter().filter(|s| s.shapes.len() == objects).collect();
+            let of = |score: fn(&CaseScore) -> f64| mean(group.iter().map(|s| score(s))).unwrap_or(0.0);
+            ObjectCountScores {
+                objects,
+                cases: group.len(),
+                colour: of(|s| s.colour),
+                shape: of(|s| s.shape),
+                count: of(|s| s.count),
+                motion: mean(group.iter().filter_map(|s| s.motion)),
+            }
+        })
+        .collect()
 }
 
 impl Report {
     pub fn new(scores: Vec<CaseScore>, seconds_per_clip: f64) -> Self {
-        let mean = |values: Vec<f64>| if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 };
+        let mean = |values: Vec<f64>| mean(values).unwrap_or(0.0);
         Self {
             cases: scores.len(),
             colour: mean(scores.iter().map(|s| s.colour).collect()),
@@ -219,6 +262,7 @@ impl Report {
             targets: TARGETS,
             shape_tallies: tallies(scores.iter().flat_map(|s| &s.shapes)),
             motion_tallies: tallies(scores.iter().flat_map(|s| &s.motions)),
+            by_object_count: by_object_count(&scores),
             scores,
         }
     }
@@ -245,10 +289,28 @@ impl Report {
         text += &row("motion", self.motion, Some(TARGETS.motion));
         text += &row("camera", self.camera, None);
         text += &row("consistency", self.consistency, None);
+        text += &object_count_lines(&self.by_object_count);
         text += &tally_lines("shape", &self.shape_tallies);
         text += &tally_lines("motion", &self.motion_tallies);
         text
     }
+}
+
+/// The table's lines for the scores per number of objects asked.
+fn object_count_lines(groups: &[ObjectCountScores]) -> String {
+    let mut text = format!("  {:<18}{:>7} {:>8} {:>7} {:>7} {:>7}\n", "by objects asked:", "prompts", "colour", "shape", "count", "motion");
+    for group in groups {
+        let label = format!("{} object{}", group.objects, if group.objects == 1 { "" } else { "s" });
+        let motion = group.motion.map_or("-".to_string(), |m| format!("{:.1}%", 100.0 * m));
+        text += &format!(
+            "    {label:<16}{:>7} {:>7.1}% {:>6.1}% {:>6.1}% {motion:>7}\n",
+            group.cases,
+            100.0 * group.colour,
+            100.0 * group.shape,
+            100.0 * group.count
+        );
+    }
+    text
 }
 
 /// The table's lines for one aspect's tallies (none without tallies).
@@ -395,6 +457,41 @@ mod tests {
                 assert_eq!(s.motion, Some(right(&s.motions) / s.motions.len() as f64));
             }
         }
+    }
+
+    /// Each group per number of objects asked holds exactly the cases with that many objects, and
+    /// its scores are their means (motion over the content cases alone); the groups cover every case.
+    #[test]
+    fn object_count_groups_average_their_cases() {
+        let cases = held_out_cases(24, 5);
+        let mut rng = Rng::new(8);
+        let report = evaluate(
+            &cases,
+            &mut |case| Ok(if rng.f32() < 0.5 { case.scene.render() } else { cases[rng.below(cases.len())].scene.render() }),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let groups = &report.by_object_count;
+        assert!(groups.len() >= 2, "one-object and multi-object prompts both occur: {groups:?}");
+        assert!(groups.windows(2).all(|w| w[0].objects < w[1].objects));
+        assert_eq!(groups.iter().map(|g| g.cases).sum::<usize>(), cases.len());
+        for group in groups {
+            let members: Vec<&CaseScore> =
+                report.scores.iter().zip(&cases).filter(|(_, c)| c.scene.objects.len() == group.objects).map(|(s, _)| s).collect();
+            assert_eq!(group.cases, members.len());
+            let average = |values: Vec<f64>| values.iter().sum::<f64>() / values.len() as f64;
+            assert!((group.shape - average(members.iter().map(|s| s.shape).collect())).abs() < 1e-12);
+            assert!((group.count - average(members.iter().map(|s| s.count).collect())).abs() < 1e-12);
+            assert!((group.colour - average(members.iter().map(|s| s.colour).collect())).abs() < 1e-12);
+            let motions: Vec<f64> = members.iter().filter(|s| s.kind == CaseKind::Content).map(|s| s.motion.unwrap()).collect();
+            assert_eq!(group.motion.is_none(), motions.is_empty());
+            if let Some(motion) = group.motion {
+                assert!((motion - average(motions)).abs() < 1e-12);
+            }
+        }
+        assert!(groups.iter().any(|g| g.shape < 1.0 || g.count < 1.0), "no miss to average: {}", report.table());
+        let table = report.table();
+        assert!(groups.iter().all(|g| table.contains(&format!("{} object", g.objects))), "{table}");
     }
 
     fn check_tallies(tallies: &[Tally], reads: &[&Read], table: &str) {
