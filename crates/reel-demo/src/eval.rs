@@ -427,19 +427,25 @@ mod tests {
         assert_eq!((guidance_only.steps, guidance_only.guidance), (20, 6.0));
     }
 
-    /// Each asked shape's and motion's tally counts its objects, those read right and the commonest
-    /// other reading (a missing object counts as "not found"), and agrees with the report's scores.
-    #[test]
-    fn tallies_count_right_reads_and_the_commonest_misreading() {
-        let cases = held_out_cases(30, 8);
-        let mut rng = Rng::new(3);
-        // Every other clip answered with another case's video, so that misreadings occur.
+    /// `count` held-out cases of prompt seed `seed`, scored on clips of which about every other one
+    /// is another case's video (picked by `mix_seed`), so that misreadings occur.
+    fn report_with_misreadings(count: usize, seed: u64, mix_seed: u64) -> (Vec<Case>, Report) {
+        let cases = held_out_cases(count, seed);
+        let mut rng = Rng::new(mix_seed);
         let report = evaluate(
             &cases,
             &mut |case| Ok(if rng.f32() < 0.5 { case.scene.render() } else { cases[rng.below(cases.len())].scene.render() }),
             &mut |_, _| {},
         )
         .unwrap();
+        (cases, report)
+    }
+
+    /// Each asked shape's and motion's tally counts its objects, those read right and the commonest
+    /// other reading (a missing object counts as "not found"), and agrees with the report's scores.
+    #[test]
+    fn tallies_count_right_reads_and_the_commonest_misreading() {
+        let (cases, report) = report_with_misreadings(30, 8, 3);
         let objects = |kinds: &[CaseKind]| -> usize {
             report.scores.iter().zip(&cases).filter(|(s, _)| kinds.contains(&s.kind)).map(|(_, c)| c.scene.objects.len()).sum()
         };
@@ -463,14 +469,7 @@ mod tests {
     /// its scores are their means (motion over the content cases alone); the groups cover every case.
     #[test]
     fn object_count_groups_average_their_cases() {
-        let cases = held_out_cases(24, 5);
-        let mut rng = Rng::new(8);
-        let report = evaluate(
-            &cases,
-            &mut |case| Ok(if rng.f32() < 0.5 { case.scene.render() } else { cases[rng.below(cases.len())].scene.render() }),
-            &mut |_, _| {},
-        )
-        .unwrap();
+        let (cases, report) = report_with_misreadings(24, 5, 8);
         let groups = &report.by_object_count;
         assert!(groups.len() >= 2, "one-object and multi-object prompts both occur: {groups:?}");
         assert!(groups.windows(2).all(|w| w[0].objects < w[1].objects));
