@@ -249,15 +249,16 @@ fn by_object_count(scores: &[CaseScore]) -> Vec<ObjectCountScores> {
 
 impl Report {
     pub fn new(scores: Vec<CaseScore>, seconds_per_clip: f64) -> Self {
-        let mean = |values: Vec<f64>| mean(values).unwrap_or(0.0);
+        // The mean over the cases that have the score (motion: content cases, camera: camera cases).
+        let of = |score: fn(&CaseScore) -> Option<f64>| mean(scores.iter().filter_map(score)).unwrap_or(0.0);
         Self {
             cases: scores.len(),
-            colour: mean(scores.iter().map(|s| s.colour).collect()),
-            shape: mean(scores.iter().map(|s| s.shape).collect()),
-            count: mean(scores.iter().map(|s| s.count).collect()),
-            motion: mean(scores.iter().filter_map(|s| s.motion).collect()),
-            camera: mean(scores.iter().filter_map(|s| s.camera).collect()),
-            consistency: mean(scores.iter().map(|s| s.consistency).collect()),
+            colour: of(|s| Some(s.colour)),
+            shape: of(|s| Some(s.shape)),
+            count: of(|s| Some(s.count)),
+            motion: of(|s| s.motion),
+            camera: of(|s| s.camera),
+            consistency: of(|s| Some(s.consistency)),
             seconds_per_clip,
             targets: TARGETS,
             shape_tallies: tallies(scores.iter().flat_map(|s| &s.shapes)),
