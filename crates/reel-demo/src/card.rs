@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use reel_models::umt5::Umt5Config;
 use reel_models::wan::{WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
 
@@ -119,9 +120,16 @@ fn component_config<T: serde::de::DeserializeOwned>(dir: &Path) -> std::io::Resu
     ComponentFolder::open(dir).and_then(|folder| folder.config()).map_err(std::io::Error::other)
 }
 
+/// The depth of a model in the checkpoint a run continued and in the one it wrote.
+#[derive(Debug, Clone, Copy)]
+struct Depths {
+    from: usize,
+    to: usize,
+}
+
 /// What a continued run took from the checkpoint `from` (made by the newest of its `earlier_runs`
-/// runs, with a transformer of `from_layers` layers) and what it changed.
-fn continued_sentence(settings: &TrainSettings, from: &Path, earlier_runs: usize, from_layers: usize, layers: usize) -> String {
+/// runs) and what it changed, growing its transformer and text encoder to the given depths.
+fn continued_sentence(settings: &TrainSettings, from: &Path, earlier_runs: usize, transformer: Depths, text_encoder: Depths) -> String {
     let checkpoint = match earlier_runs {
         0 => format!("the checkpoint in {}", from.display()),
         run => format!("the checkpoint made by run {run} below (read from {})", from.display()),
@@ -133,19 +141,20 @@ fn continued_sentence(settings: &TrainSettings, from: &Path, earlier_runs: usize
         None if settings.new_vae => "its VAE was replaced by the one trained above,",
         None => "its VAE and normalisation were kept",
     };
-    let transformer = if layers > from_layers {
-        format!(
-            "transformer, grown from {from_layers} to {layers} layers (each new layer a copy of the one before it whose outputs \
-             start at zero, so that the grown model starts as the same function),"
-        )
-    } else {
-        "transformer".to_string()
+    let grown = |what: &str, depths: Depths| match depths.to > depths.from {
+        true => format!("{what}, grown from {} to {} layers,", depths.from, depths.to),
+        false => what.to_string(),
+    };
+    let models = format!("{} and {}", grown("transformer", transformer), grown("text encoder", text_encoder));
+    let how_grown = match transformer.to > transformer.from || text_encoder.to > text_encoder.from {
+        true => "Each new layer is a copy of the one before it whose outputs start at zero, so that the grown model starts as the same function. ",
+        false => "",
     };
     let trained = match settings.transformer_steps {
         0 => "were kept".to_string(),
         _ => format!("were trained for the steps below, at a peak learning rate of {}", settings.transformer_lr),
     };
-    format!("This run continued {checkpoint}: {vae} and its {transformer} and text encoder {trained}. ")
+    format!("This run continued {checkpoint}: {vae} and its {models} {trained}. {how_grown}")
 }
 
 pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<()> {
@@ -164,6 +173,7 @@ pub fn write_card(settings: &TrainSettings, report: &Report) -> std::io::Result<
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
     let vae_config: WanVaeConfig = component_config(&out.join("vae"))?;
     let dit_config: WanTransformerConfig = component_config(&out.join("transformer"))?;
+    let text_config: Umt5Config = component_config(&out.join("text_encoder"))?;
     let flow_shift = crate::model::checkpoint_flow_shift(out).map_err(std::io::Error::other)?;
     let earlier_runs = settings.from.as_deref().map(training_runs).unwrap_or_default();
     let card = format!(
@@ -174,7 +184,7 @@ and is stored in the diffusers layout, so reel runs it through exactly the pipel
 published Wan checkpoints.\n\n\
 ## Components\n\n\
 | component | class | parameters |\n| --- | --- | --- |\n\
-| text_encoder | UMT5EncoderModel (2 layers, d_model 64) with a word-level tokenizer | {text} |\n\
+| text_encoder | UMT5EncoderModel ({text_layers} layers, d_model {text_width}) with a word-level tokenizer | {text} |\n\
 | transformer | WanTransformer3DModel ({layers} layers, {heads} heads of {head_dim}, patch {patch}) | {dit} |\n\
 | vae | AutoencoderKLWan (Wan 2.1 style, {vae_width}, 4x in space and time, {latent_channels} latent channels) | {vae} |\n\
 | scheduler | UniPCMultistepScheduler, flow prediction, shift {shift} | |\n\n\
@@ -197,11 +207,17 @@ in the generated frames and scored against the prompt.\n\n\
 | motion direction | {motion} | {t_motion} |\n| camera move | {camera} | |\n| frame-to-frame consistency | {consistency} | |\n\n\
 Generation time: {secs:.2} s per clip ({steps} steps with guidance, f32, this CPU).\n",
         continued = match &settings.from {
-            Some(from) => continued_sentence(settings, from, earlier_runs.len(), component_config::<WanTransformerConfig>(&from.join("transformer"))?.num_layers, dit_config.num_layers),
+            Some(from) => {
+                let transformer = Depths { from: component_config::<WanTransformerConfig>(&from.join("transformer"))?.num_layers, to: dit_config.num_layers };
+                let text_encoder = Depths { from: component_config::<Umt5Config>(&from.join("text_encoder"))?.num_layers, to: text_config.num_layers };
+                continued_sentence(settings, from, earlier_runs.len(), transformer, text_encoder)
+            }
             None => String::new(),
         },
         earlier = if earlier_runs.is_empty() { String::new() } else { earlier_runs_section(&earlier_runs) },
         layers = dit_config.num_layers,
+        text_layers = text_config.num_layers,
+        text_width = text_config.d_model,
         heads = dit_config.num_attention_heads,
         head_dim = dit_config.attention_head_dim,
         patch = dit_config.patch_size.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("x"),
@@ -262,13 +278,17 @@ mod tests {
     fn a_continued_card_says_what_the_run_kept_and_grew() {
         let mut settings = TrainSettings::new("out".into(), "work".into());
         settings.transformer_lr = 2e-4;
-        let grown = continued_sentence(&settings, Path::new("earlier"), 3, 4, 6);
+        let (four, six, two) = (Depths { from: 4, to: 4 }, Depths { from: 4, to: 6 }, Depths { from: 2, to: 2 });
+        let grown = continued_sentence(&settings, Path::new("earlier"), 3, six, two);
         assert!(grown.starts_with("This run continued the checkpoint made by run 3 below (read from earlier)"), "{grown}");
-        assert!(grown.contains("its VAE and normalisation were kept and its transformer, grown from 4 to 6 layers"), "{grown}");
+        assert!(grown.contains("its VAE and normalisation were kept and its transformer, grown from 4 to 6 layers, and text encoder were trained"), "{grown}");
         assert!(grown.contains("were trained for the steps below, at a peak learning rate of 0.0002"), "{grown}");
-        let kept = continued_sentence(&settings, Path::new("earlier"), 0, 4, 4);
+        assert!(grown.contains("Each new layer is a copy"), "{grown}");
+        let text_grown = continued_sentence(&settings, Path::new("earlier"), 3, four, Depths { from: 2, to: 4 });
+        assert!(text_grown.contains("its transformer and text encoder, grown from 2 to 4 layers, were trained"), "{text_grown}");
+        let kept = continued_sentence(&settings, Path::new("earlier"), 0, four, two);
         assert!(kept.starts_with("This run continued the checkpoint in earlier:"), "{kept}");
-        assert!(!kept.contains("grown"), "{kept}");
+        assert!(!kept.contains("grown") && !kept.contains("copy"), "{kept}");
     }
 
     /// A continued card lists the runs of the checkpoint it continued after its own, flat and

@@ -20,9 +20,13 @@ pub const FLOW_SHIFT: f64 = 3.0;
 pub const DEFAULT_STEPS: usize = 20;
 pub const DEFAULT_GUIDANCE: f64 = 4.0;
 
-pub fn text_encoder_config(vocab_size: usize) -> Umt5Config {
+/// Text encoder blocks of a demo model trained from scratch (`reel train --text-encoder-layers`
+/// changes it).
+pub const TEXT_ENCODER_LAYERS: usize = 2;
+
+pub fn text_encoder_config(vocab_size: usize, layers: usize) -> Umt5Config {
     serde_json::from_value(json!({
-        "vocab_size": vocab_size, "d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2,
+        "vocab_size": vocab_size, "d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": layers,
         "num_heads": 4, "relative_attention_num_buckets": 32, "relative_attention_max_distance": 64,
         "feed_forward_proj": "gated-gelu", "layer_norm_epsilon": 1e-6
     }))

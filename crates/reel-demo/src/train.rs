@@ -25,9 +25,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use reel_models::umt5::{PromptTokenizer, Umt5Encoder};
+use reel_models::umt5::{PromptTokenizer, Umt5Config, Umt5Encoder};
 use reel_models::wan::{WanTransformer, WanTransformerConfig, WanVae, WanVaeConfig};
 use reel_models::weights::ComponentFolder;
+
+use crate::grow::{grow_blocks, UMT5_ENCODER, WAN_TRANSFORMER};
 
 use crate::caption::{caption, vocabulary};
 use crate::card::write_card;
@@ -112,6 +114,9 @@ pub struct TrainSettings {
     /// Transformer blocks: of a new transformer, or of one grown from `from`'s shallower one (see
     /// [`crate::grow`]); `None` keeps `from`'s depth, or [`model::TRANSFORMER_LAYERS`] for a new one.
     pub transformer_layers: Option<usize>,
+    /// Text encoder blocks: of a new text encoder, or of one grown from `from`'s shallower one the
+    /// same way; `None` keeps `from`'s depth, or [`model::TEXT_ENCODER_LAYERS`] for a new one.
+    pub text_encoder_layers: Option<usize>,
     /// A demo checkpoint to continue from: its transformer and text encoder are trained further, and
     /// its VAE kept unless `vae_from` is given too.
     pub from: Option<PathBuf>,
@@ -139,6 +144,7 @@ impl TrainSettings {
             transformer_lr: 5e-4,
             transformer_ema: 0.999,
             transformer_layers: None,
+            text_encoder_layers: None,
             from: None,
             flow_shift: None,
         }
@@ -202,7 +208,6 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     std::fs::create_dir_all(&settings.out)?;
     let mut log = Log::open(&settings.work)?;
     let vocab_size = write_tokenizer(&settings.out.join("tokenizer"), &vocabulary())?;
-    let text_config = model::text_encoder_config(vocab_size);
     if settings.vae_decoder_only && settings.vae_from.is_none() {
         return Err("training only the VAE's decoder needs the checkpoint whose VAE it starts from (--vae-from)".into());
     }
@@ -223,14 +228,20 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
         return Err(format!("the flow shift must be a number above 0, found {flow_shift}").into());
     }
     let (trained_layers, layers) = transformer_depth(settings)?;
-    let transformer_config = model::transformer_config(layers);
+    let (trained_text_layers, text_layers) = text_encoder_depth(settings)?;
+    let models = Models {
+        text: model::text_encoder_config(vocab_size, text_layers),
+        trained_text_layers,
+        transformer: model::transformer_config(layers),
+        trained_layers,
+    };
     let vae_kept = settings.from.is_some() && settings.vae_from.is_none() && !settings.new_vae;
     // A VAE whose decoder alone is trained keeps its encoder, so its latents and their normalisation.
     let latents_kept = vae_kept || settings.vae_decoder_only;
     match &settings.from {
         Some(from) if vae_kept => {
             let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
-            model::write_configs(&settings.out, &text_config, &transformer_config, &vae, flow_shift)?;
+            model::write_configs(&settings.out, &models.text, &models.transformer, &vae, flow_shift)?;
             copy_weights(from, &settings.out, "vae/diffusion_pytorch_model.safetensors")?;
         }
         _ => {
@@ -242,7 +253,7 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
                 }
                 _ => model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]),
             };
-            model::write_configs(&settings.out, &text_config, &transformer_config, &vae, flow_shift)?;
+            model::write_configs(&settings.out, &models.text, &models.transformer, &vae, flow_shift)?;
             train_vae(settings, &vae, &mut log, on_event)?;
         }
     }
@@ -252,7 +263,7 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
         return copy_weights(from, &settings.out, "transformer/diffusion_pytorch_model.safetensors");
     }
     let (pool, scenes) = encode_pool(settings, latents_kept, on_event)?;
-    train_transformer(settings, &transformer_config, trained_layers, &pool, &scenes, &mut log, on_event)
+    train_transformer(settings, &models, &pool, &scenes, &mut log, on_event)
 }
 
 /// Copies the file `relative` of checkpoint `from` into `out`, unless they are the same file.
@@ -276,27 +287,63 @@ pub fn score_and_describe(settings: &TrainSettings, on_event: &mut dyn FnMut(Tra
     Ok(())
 }
 
+/// The models the transformer stage trains, and the depths of `from`'s that they grow from (0 for
+/// new ones).
+struct Models {
+    text: Umt5Config,
+    trained_text_layers: usize,
+    transformer: WanTransformerConfig,
+    trained_layers: usize,
+}
+
 /// The depth of the transformer this run starts from (`from`'s; 0 for a new one) and of the one it
 /// trains.
 fn transformer_depth(settings: &TrainSettings) -> Result<(usize, usize)> {
-    let Some(from) = &settings.from else {
-        let layers = settings.transformer_layers.unwrap_or(model::TRANSFORMER_LAYERS);
+    let trained = match &settings.from {
+        Some(from) => Some(ComponentFolder::open(&from.join("transformer"))?.config::<WanTransformerConfig>()?.num_layers),
+        None => None,
+    };
+    let asked = settings.transformer_layers;
+    grown_depth(settings, "transformer", "--transformer-layers", trained, asked, model::TRANSFORMER_LAYERS)
+}
+
+/// The same for the text encoder.
+fn text_encoder_depth(settings: &TrainSettings) -> Result<(usize, usize)> {
+    let trained = match &settings.from {
+        Some(from) => Some(ComponentFolder::open(&from.join("text_encoder"))?.config::<Umt5Config>()?.num_layers),
+        None => None,
+    };
+    let asked = settings.text_encoder_layers;
+    grown_depth(settings, "text encoder", "--text-encoder-layers", trained, asked, model::TEXT_ENCODER_LAYERS)
+}
+
+/// The depth a model (`what`, whose depth `flag` sets) starts from and trains at: `trained` is
+/// `from`'s depth, `asked` the one given, `default` a new model's.
+fn grown_depth(
+    settings: &TrainSettings,
+    what: &str,
+    flag: &str,
+    trained: Option<usize>,
+    asked: Option<usize>,
+    default: usize,
+) -> Result<(usize, usize)> {
+    let Some(trained) = trained else {
+        let layers = asked.unwrap_or(default);
         if layers == 0 {
-            return Err("a transformer needs at least one layer (--transformer-layers)".into());
+            return Err(format!("a {what} needs at least one layer ({flag})").into());
         }
         return Ok((0, layers));
     };
-    let trained = ComponentFolder::open(&from.join("transformer"))?.config::<WanTransformerConfig>()?.num_layers;
-    let layers = settings.transformer_layers.unwrap_or(trained);
+    let layers = asked.unwrap_or(trained);
     if layers < trained {
+        let from = settings.from.as_deref().unwrap_or(Path::new("the checkpoint")).display();
         return Err(format!(
-            "--transformer-layers {layers} is fewer than the {trained} layers of {}'s transformer; a trained transformer can grow deeper, not shallower",
-            from.display()
+            "{flag} {layers} is fewer than the {trained} layers of {from}'s {what}; a trained {what} can grow deeper, not shallower"
         )
         .into());
     }
     if layers > trained && settings.transformer_steps == 0 {
-        return Err("a grown transformer's new layers start as copies that do nothing; give --transformer-steps to train them".into());
+        return Err(format!("a grown {what}'s new layers start as copies that do nothing; give --transformer-steps to train them").into());
     }
     Ok((trained, layers))
 }
@@ -604,12 +651,11 @@ fn draw_given_frames(rng: &mut Rng) -> usize {
     0
 }
 
-/// Trains a transformer of `config` and the text encoder; one continued from `settings.from`
-/// (of `trained_layers` blocks) is grown to `config`'s depth first.
+/// Trains the transformer and the text encoder of `models`; ones continued from `settings.from`
+/// are grown to `models`' depths first.
 fn train_transformer(
     settings: &TrainSettings,
-    config: &WanTransformerConfig,
-    trained_layers: usize,
+    models: &Models,
     pool: &Tensor,
     scenes: &[Scene],
     log: &mut Log,
@@ -620,9 +666,8 @@ fn train_transformer(
     let flow_shift = model::checkpoint_flow_shift(&settings.out)?;
     let text_params = Params::new(settings.seed ^ 0x7e47);
     let dit_params = Params::new(settings.seed ^ 0xd17);
-    let text_config = model::text_encoder_config(vocabulary().len() + 3);
-    let encoder = Umt5Encoder::new(&text_config, text_params.var_builder())?;
-    let transformer = WanTransformer::new(config, dit_params.var_builder())?;
+    let encoder = Umt5Encoder::new(&models.text, text_params.var_builder())?;
+    let transformer = WanTransformer::new(&models.transformer, dit_params.var_builder())?;
     // One optimiser over both models: their names do not collide (`encoder.*`/`shared.*` vs the
     // transformer's), so they share one parameter set for saving and stepping.
     let joint = Params::new(0);
@@ -637,12 +682,15 @@ fn train_transformer(
     let mut ema = Ema::new(settings.transformer_ema);
     if state.exists() {
         let saved = candle_core::safetensors::load(&state, &Device::Cpu)?;
-        let saved_layers = (0..).take_while(|block| saved.contains_key(&format!("dit.blocks.{block}.scale_shift_table"))).count();
-        if saved_layers != config.num_layers {
+        let saved_blocks = |probe: &dyn Fn(usize) -> String| (0..).take_while(|block| saved.contains_key(&probe(*block))).count();
+        let saved_layers = saved_blocks(&|block| format!("dit.blocks.{block}.scale_shift_table"));
+        let saved_text_layers = saved_blocks(&|block| format!("text.encoder.block.{block}.layer.0.layer_norm.weight"));
+        if (saved_layers, saved_text_layers) != (models.transformer.num_layers, models.text.num_layers) {
             return Err(format!(
-                "{} holds a transformer of {saved_layers} layers, not {}: resume with the --transformer-layers the run started with, or use a new --work folder",
+                "{} holds a transformer of {saved_layers} layers and a text encoder of {saved_text_layers}, not {} and {}: resume with the --transformer-layers and --text-encoder-layers the run started with, or use a new --work folder",
                 state.display(),
-                config.num_layers
+                models.transformer.num_layers,
+                models.text.num_layers
             )
             .into());
         }
@@ -650,9 +698,10 @@ fn train_transformer(
         ema.restore(&saved);
     } else if let Some(from) = &settings.from {
         let load = |path: PathBuf| candle_core::safetensors::load(&path, &Device::Cpu);
-        text_params.restore(&load(from.join("text_encoder/model.safetensors"))?)?;
+        let text = load(from.join("text_encoder/model.safetensors"))?;
+        text_params.restore(&grow_blocks(&text, &UMT5_ENCODER, models.trained_text_layers, models.text.num_layers)?)?;
         let trained = load(from.join("transformer/diffusion_pytorch_model.safetensors"))?;
-        dit_params.restore(&crate::grow::grow_blocks(&trained, trained_layers, config.num_layers)?)?;
+        dit_params.restore(&grow_blocks(&trained, &WAN_TRANSFORMER, models.trained_layers, models.transformer.num_layers)?)?;
     }
     let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
     let (_, _, latent_frames, latent_height, latent_width) = pool.dims5()?;
@@ -926,13 +975,13 @@ mod tests {
         Ok(())
     }
 
-    /// A continued transformer keeps its depth or grows deeper (with steps to train the new layers),
-    /// never shallower; a new one gets the asked depth, at least one layer.
+    /// A continued transformer or text encoder keeps its depth or grows deeper (with steps to train
+    /// the new layers), never shallower; a new one gets the asked depth, at least one layer.
     #[test]
-    fn the_transformer_depth_follows_the_checkpoint_and_the_asked_layers() -> Result<()> {
+    fn model_depths_follow_the_checkpoint_and_the_asked_layers() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let vae = model::vae_config(vec![0.0; LATENT_CHANNELS], vec![1.0; LATENT_CHANNELS]);
-        model::write_configs(dir.path(), &model::text_encoder_config(40), &model::transformer_config(4), &vae, model::FLOW_SHIFT)?;
+        model::write_configs(dir.path(), &model::text_encoder_config(40, 2), &model::transformer_config(4), &vae, model::FLOW_SHIFT)?;
         // The folder is read as a checkpoint component, which holds weights.
         let weights = HashMap::from([("proj_out.bias".to_string(), Tensor::ones(8, DType::F32, &Device::Cpu)?)]);
         candle_core::safetensors::save(&weights, dir.path().join("transformer/diffusion_pytorch_model.safetensors"))?;
@@ -951,6 +1000,21 @@ mod tests {
         settings.transformer_layers = Some(6);
         settings.transformer_steps = 0;
         assert!(transformer_depth(&settings).unwrap_err().to_string().contains("--transformer-steps"));
+
+        // The text encoder's depth follows the same rules, from its own config and flag.
+        let text_weights = HashMap::from([("shared.weight".to_string(), Tensor::ones((40, 64), DType::F32, &Device::Cpu)?)]);
+        candle_core::safetensors::save(&text_weights, dir.path().join("text_encoder/model.safetensors"))?;
+        settings.transformer_steps = 100;
+        assert_eq!(text_encoder_depth(&settings)?, (2, 2));
+        settings.text_encoder_layers = Some(4);
+        assert_eq!(text_encoder_depth(&settings)?, (2, 4));
+        settings.text_encoder_layers = Some(1);
+        let shallower = text_encoder_depth(&settings).unwrap_err().to_string();
+        assert!(shallower.contains("--text-encoder-layers 1 is fewer than the 2 layers") && shallower.contains("text encoder"), "{shallower}");
+        settings.from = None;
+        assert_eq!(text_encoder_depth(&settings)?, (0, 1));
+        settings.text_encoder_layers = None;
+        assert_eq!(text_encoder_depth(&settings)?, (0, model::TEXT_ENCODER_LAYERS));
         Ok(())
     }
 

@@ -48,7 +48,7 @@ fn transformer_and_text_encoder_parameters_are_live() {
     assert_all_live(&params, &|| transformer.forward(&latents, &t, &context).unwrap());
 
     let params = Params::new(3);
-    let encoder = Umt5Encoder::new(&model::text_encoder_config(40), params.var_builder()).unwrap();
+    let encoder = Umt5Encoder::new(&model::text_encoder_config(40, model::TEXT_ENCODER_LAYERS), params.var_builder()).unwrap();
     let ids = Tensor::new(&[[3u32, 7, 9, 1]], &Device::Cpu).unwrap();
     let mask = Tensor::new(&[[1u32, 1, 1, 1]], &Device::Cpu).unwrap();
     assert_all_live(&params, &|| encoder.forward(&ids, &mask).unwrap());

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// [default: the checkpoint's, or 4]
     #[arg(long, value_name = "LAYERS")]
     transformer_layers: Option<usize>,
+    /// Text encoder layers: of a new text encoder, or, with --from, a deeper one grown from that
+    /// checkpoint's the same way [default: the checkpoint's, or 2]
+    #[arg(long, value_name = "LAYERS")]
+    text_encoder_layers: Option<usize>,
     /// Continue from this demo checkpoint: train its transformer and text encoder further, and keep its
     /// VAE unless --vae-from is given
     #[arg(long, value_name = "DIR")]
@@ -99,6 +103,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
     settings.transformer_ema = args.transformer_ema.unwrap_or(settings.transformer_ema);
     settings.transformer_layers = args.transformer_layers;
+    settings.text_encoder_layers = args.text_encoder_layers;
     settings.from = args.from.clone();
     settings.flow_shift = args.flow_shift;
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
