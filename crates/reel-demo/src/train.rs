@@ -299,22 +299,22 @@ struct Models {
 /// The depth of the transformer this run starts from (`from`'s; 0 for a new one) and of the one it
 /// trains.
 fn transformer_depth(settings: &TrainSettings) -> Result<(usize, usize)> {
-    let trained = match &settings.from {
-        Some(from) => Some(ComponentFolder::open(&from.join("transformer"))?.config::<WanTransformerConfig>()?.num_layers),
-        None => None,
-    };
+    let trained = checkpoint_depth(settings, "transformer", |config: &WanTransformerConfig| config.num_layers)?;
     let asked = settings.transformer_layers;
     grown_depth(settings, "transformer", "--transformer-layers", trained, asked, model::TRANSFORMER_LAYERS)
 }
 
 /// The same for the text encoder.
 fn text_encoder_depth(settings: &TrainSettings) -> Result<(usize, usize)> {
-    let trained = match &settings.from {
-        Some(from) => Some(ComponentFolder::open(&from.join("text_encoder"))?.config::<Umt5Config>()?.num_layers),
-        None => None,
-    };
+    let trained = checkpoint_depth(settings, "text_encoder", |config: &Umt5Config| config.num_layers)?;
     let asked = settings.text_encoder_layers;
     grown_depth(settings, "text encoder", "--text-encoder-layers", trained, asked, model::TEXT_ENCODER_LAYERS)
+}
+
+/// The depth of `from`'s `component` (`None` without `from`), as `layers` reads it from its config.
+fn checkpoint_depth<C: serde::de::DeserializeOwned>(settings: &TrainSettings, component: &str, layers: fn(&C) -> usize) -> Result<Option<usize>> {
+    let Some(from) = &settings.from else { return Ok(None) };
+    Ok(Some(layers(&ComponentFolder::open(&from.join(component))?.config::<C>()?)))
 }
 
 /// The depth a model (`what`, whose depth `flag` sets) starts from and trains at: `trained` is
