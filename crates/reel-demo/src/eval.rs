@@ -108,6 +108,8 @@ pub struct CaseScore {
     pub shapes: Vec<Read>,
     /// Content cases: each prompt object's motion and the one read from the object of its colour.
     pub motions: Vec<Read>,
+    /// For each object found in a colour the prompt did not ask for, the share of frames it was seen in.
+    pub unasked: Vec<f32>,
 }
 
 /// What a prompt asked of one object (its motion or its shape, `asked`) and what was read from the
@@ -182,6 +184,7 @@ pub fn score(case: &Case, frames: &[Vec<u8>]) -> CaseScore {
         seen: found.iter().map(|t| describe(t, track_shapes[&t.colour])).collect(),
         shapes,
         motions,
+        unasked: found.iter().filter(|t| !objects.iter().any(|o| o.colour == t.colour)).map(Track::presence).collect(),
     }
 }
 
@@ -204,7 +207,39 @@ pub struct Report {
     /// The scores again, per number of objects the prompts ask for (fewest first): a model that
     /// follows one-object prompts may still mix up the objects of a longer one.
     pub by_object_count: Vec<ObjectCountScores>,
+    pub count_misses: CountMisses,
     pub scores: Vec<CaseScore>,
+}
+
+/// How counts were missed: prompts whose clips showed more objects than asked or fewer, and the
+/// objects found in colours their prompts did not ask for, of which `fleeting` were seen in under
+/// half the frames (flicker rather than a steady extra object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CountMisses {
+    pub more: usize,
+    pub fewer: usize,
+    pub unasked: usize,
+    pub fleeting: usize,
+}
+
+impl CountMisses {
+    fn of(scores: &[CaseScore]) -> Self {
+        let unasked = || scores.iter().flat_map(|s| &s.unasked);
+        Self {
+            more: scores.iter().filter(|s| s.seen.len() > s.shapes.len()).count(),
+            fewer: scores.iter().filter(|s| s.seen.len() < s.shapes.len()).count(),
+            unasked: unasked().count(),
+            fleeting: unasked().filter(|presence| **presence < 0.5).count(),
+        }
+    }
+
+    /// The table's line.
+    fn line(&self) -> String {
+        format!(
+            "  count missed: {} prompts showed more objects than asked, {} fewer; {} objects in unasked colours, {} of them in under half the frames\n",
+            self.more, self.fewer, self.unasked, self.fleeting
+        )
+    }
 }
 
 /// The mean scores of the cases whose prompts ask for `objects` objects.
@@ -264,6 +299,7 @@ impl Report {
             shape_tallies: tallies(scores.iter().flat_map(|s| &s.shapes)),
             motion_tallies: tallies(scores.iter().flat_map(|s| &s.motions)),
             by_object_count: by_object_count(&scores),
+            count_misses: CountMisses::of(&scores),
             scores,
         }
     }
@@ -291,6 +327,7 @@ impl Report {
         text += &row("camera", self.camera, None);
         text += &row("consistency", self.consistency, None);
         text += &object_count_lines(&self.by_object_count);
+        text += &self.count_misses.line();
         text += &tally_lines("shape", &self.shape_tallies);
         text += &tally_lines("motion", &self.motion_tallies);
         text
@@ -492,6 +529,44 @@ mod tests {
         assert!(groups.iter().any(|g| g.shape < 1.0 || g.count < 1.0), "no miss to average: {}", report.table());
         let table = report.table();
         assert!(groups.iter().all(|g| table.contains(&format!("{} object", g.objects))), "{table}");
+    }
+
+    /// A clip with an extra object in a colour the prompt did not ask for counts as showing more
+    /// objects, one that lacks an asked object as showing fewer; an extra object seen in only a
+    /// few frames counts as fleeting.
+    #[test]
+    fn count_misses_tell_extra_objects_from_missing_and_fleeting_ones() {
+        use crate::world::{Object, Size, COLOURS, WIDTH};
+        let case = held_out_cases(20, 6).into_iter().find(|c| c.kind == CaseKind::Content && c.scene.objects.len() == 2).unwrap();
+        let colour = *COLOURS.iter().find(|c| case.scene.objects.iter().all(|o| o.colour != **c)).unwrap();
+        let mut with_extra = case.scene.clone();
+        let extra = Object { shape: Shape::Square, colour, size: Size::Medium, motion: Motion::Still, start: (0.0, 0.0) };
+        // The extra object sits still in a corner that no asked object comes near in any frame.
+        let asked_frames = case.scene.render();
+        let comes_near = |(cx, cy): (usize, usize)| {
+            asked_frames.iter().any(|frame| {
+                (cy - 8..=cy + 8).any(|y| (cx - 8..=cx + 8).any(|x| crate::analysis::is_object_pixel(&frame[3 * (y * WIDTH + x)..3 * (y * WIDTH + x) + 3])))
+            })
+        };
+        let corner = [(12, 12), (51, 12), (12, 51), (51, 51)].into_iter().find(|c| !comes_near(*c)).expect("a corner free of the asked objects");
+        let corner = (corner.0 as f32, corner.1 as f32);
+        with_extra.objects.push(Object { start: corner, ..extra });
+        let mut missing_one = case.scene.clone();
+        missing_one.objects.pop();
+        let steady = with_extra.render();
+        let mut flickering = case.scene.render();
+        flickering[..6].clone_from_slice(&steady[..6]);
+        let scores: Vec<CaseScore> = [steady, missing_one.render(), flickering].iter().map(|frames| score(&case, frames)).collect();
+        let table = |s: &CaseScore| format!("{} -> {:?}", s.prompt, s.seen);
+        assert_eq!(scores[0].seen.len(), 3, "{}", table(&scores[0]));
+        assert_eq!(scores[0].unasked.len(), 1, "{}", table(&scores[0]));
+        assert!(scores[0].unasked[0] > 0.9, "{}", table(&scores[0]));
+        assert_eq!((scores[1].seen.len(), scores[1].unasked.len()), (1, 0), "{}", table(&scores[1]));
+        assert_eq!(scores[2].unasked.len(), 1, "{}", table(&scores[2]));
+        assert!(scores[2].unasked[0] < 0.5, "{}", table(&scores[2]));
+        let report = Report::new(scores, 0.0);
+        assert_eq!(report.count_misses, CountMisses { more: 2, fewer: 1, unasked: 2, fleeting: 1 });
+        assert!(report.table().contains("2 prompts showed more objects than asked, 1 fewer; 2 objects in unasked colours, 1 of them"), "{}", report.table());
     }
 
     fn check_tallies(tallies: &[Tally], reads: &[&Read], table: &str) {
