@@ -211,6 +211,9 @@ pub struct Report {
     pub scores: Vec<CaseScore>,
 }
 
+/// An unasked object seen in fewer than this share of the frames is fleeting.
+const FLEETING_PRESENCE: f32 = 0.5;
+
 /// How counts were missed: prompts whose clips showed more objects than asked or fewer, and the
 /// objects found in colours their prompts did not ask for, of which `fleeting` were seen in under
 /// half the frames (flicker rather than a steady extra object).
@@ -229,7 +232,7 @@ impl CountMisses {
             more: scores.iter().filter(|s| s.seen.len() > s.shapes.len()).count(),
             fewer: scores.iter().filter(|s| s.seen.len() < s.shapes.len()).count(),
             unasked: unasked().count(),
-            fleeting: unasked().filter(|presence| **presence < 0.5).count(),
+            fleeting: unasked().filter(|presence| **presence < FLEETING_PRESENCE).count(),
         }
     }
 
@@ -539,8 +542,6 @@ mod tests {
         use crate::world::{Object, Size, COLOURS, WIDTH};
         let case = held_out_cases(20, 6).into_iter().find(|c| c.kind == CaseKind::Content && c.scene.objects.len() == 2).unwrap();
         let colour = *COLOURS.iter().find(|c| case.scene.objects.iter().all(|o| o.colour != **c)).unwrap();
-        let mut with_extra = case.scene.clone();
-        let extra = Object { shape: Shape::Square, colour, size: Size::Medium, motion: Motion::Still, start: (0.0, 0.0) };
         // The extra object sits still in a corner that no asked object comes near in any frame.
         let asked_frames = case.scene.render();
         let comes_near = |(cx, cy): (usize, usize)| {
@@ -549,12 +550,13 @@ mod tests {
             })
         };
         let corner = [(12, 12), (51, 12), (12, 51), (51, 51)].into_iter().find(|c| !comes_near(*c)).expect("a corner free of the asked objects");
-        let corner = (corner.0 as f32, corner.1 as f32);
-        with_extra.objects.push(Object { start: corner, ..extra });
+        let mut with_extra = case.scene.clone();
+        let start = (corner.0 as f32, corner.1 as f32);
+        with_extra.objects.push(Object { shape: Shape::Square, colour, size: Size::Medium, motion: Motion::Still, start });
         let mut missing_one = case.scene.clone();
         missing_one.objects.pop();
         let steady = with_extra.render();
-        let mut flickering = case.scene.render();
+        let mut flickering = asked_frames.clone();
         flickering[..6].clone_from_slice(&steady[..6]);
         let scores: Vec<CaseScore> = [steady, missing_one.render(), flickering].iter().map(|frames| score(&case, frames)).collect();
         let table = |s: &CaseScore| format!("{} -> {:?}", s.prompt, s.seen);
