@@ -92,7 +92,7 @@ fn transformer_recipe(settings: &TrainSettings, flow_shift: f64) -> String {
         "Transformer and text encoder together: {} steps of {} clips from a pool of {}\n\
 encoded clips, flow matching (predict noise - latents at noise levels shifted by {}, as the sampler's; latent cells that show\n\
 an object weigh {}x in the loss), AdamW with warm-up and cosine decay; in {:.0}% of the clips the first latent frame and in {:.0}% the first two are given clean at\n\
-timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){}{}. ",
+timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){}. ",
         settings.transformer_steps,
         settings.transformer_batch,
         settings.pool,
@@ -104,10 +104,6 @@ timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){
             format!("; the checkpoint holds a moving average of the weights (EMA, decay {})", settings.transformer_ema)
         } else {
             String::new()
-        },
-        match settings.multi_object_share {
-            Some(share) => format!("; clips with two or three objects made {:.0}% of each batch, drawn so from the pool", 100.0 * share),
-            None => String::new(),
         }
     )
 }
@@ -276,15 +272,6 @@ mod tests {
         assert_eq!(vae_width(&config), "base 8");
         config.decoder_base_dim = Some(16);
         assert_eq!(vae_width(&config), "base 8, decoder base 16");
-    }
-
-    #[test]
-    fn the_recipe_names_a_multi_object_share_only_when_asked() {
-        let mut settings = TrainSettings::new("out".into(), "work".into());
-        assert!(!transformer_recipe(&settings, 1.5).contains("two or three objects"));
-        settings.multi_object_share = Some(0.75);
-        let recipe = transformer_recipe(&settings, 1.5);
-        assert!(recipe.contains("clips with two or three objects made 75% of each batch"), "{recipe}");
     }
 
     #[test]

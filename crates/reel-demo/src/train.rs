@@ -111,10 +111,6 @@ pub struct TrainSettings {
     /// Decay of the moving average of the transformer's and text encoder's weights that the
     /// checkpoint holds (0: the last step's weights).
     pub transformer_ema: f64,
-    /// Share of each batch's clips drawn from the pool's clips with two or three objects, whose
-    /// objects the transformer must keep apart (which moves how, in which colour); `None` draws
-    /// clips uniformly, at the pool's own share.
-    pub multi_object_share: Option<f32>,
     /// Transformer blocks: of a new transformer, or of one grown from `from`'s shallower one (see
     /// [`crate::grow`]); `None` keeps `from`'s depth, or [`model::TRANSFORMER_LAYERS`] for a new one.
     pub transformer_layers: Option<usize>,
@@ -147,7 +143,6 @@ impl TrainSettings {
             transformer_batch: 16,
             transformer_lr: 5e-4,
             transformer_ema: 0.999,
-            multi_object_share: None,
             transformer_layers: None,
             text_encoder_layers: None,
             from: None,
@@ -656,44 +651,6 @@ fn draw_given_frames(rng: &mut Rng) -> usize {
     0
 }
 
-/// How a batch's clips are drawn from the pool.
-enum ClipDraw {
-    Uniform { clips: usize },
-    /// Clips with several objects (`several`) at `share` of the draws, the others (`single`) at the rest.
-    ByObjects { single: Vec<usize>, several: Vec<usize>, share: f32 },
-}
-
-impl ClipDraw {
-    fn new(scenes: &[Scene], multi_object_share: Option<f32>) -> Result<Self> {
-        let Some(share) = multi_object_share else {
-            return Ok(ClipDraw::Uniform { clips: scenes.len() });
-        };
-        let (several, single): (Vec<usize>, Vec<usize>) = (0..scenes.len()).partition(|&i| scenes[i].objects.len() > 1);
-        if (share > 0.0 && several.is_empty()) || (share < 1.0 && single.is_empty()) {
-            return Err(format!(
-                "a pool of {} clips holds {} with one object and {} with several, too few to draw {:.0}% with several: use a larger --pool",
-                scenes.len(),
-                single.len(),
-                several.len(),
-                100.0 * share
-            )
-            .into());
-        }
-        Ok(ClipDraw::ByObjects { single, several, share })
-    }
-
-    /// The pool index of one clip.
-    fn draw(&self, rng: &mut Rng) -> usize {
-        match self {
-            ClipDraw::Uniform { clips } => rng.below(*clips),
-            ClipDraw::ByObjects { single, several, share } => {
-                let group = if rng.f32() < *share { several } else { single };
-                *rng.choose(group)
-            }
-        }
-    }
-}
-
 /// Trains the transformer and the text encoder of `models`; ones continued from `settings.from`
 /// are grown to `models`' depths first.
 fn train_transformer(
@@ -749,7 +706,6 @@ fn train_transformer(
     let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
     let (_, _, latent_frames, latent_height, latent_width) = pool.dims5()?;
     let loss_weights = ((object_masks(scenes, latent_frames, latent_height, latent_width)? * OBJECT_LOSS_WEIGHT as f64)? + 1.0)?;
-    let clip_draw = ClipDraw::new(scenes, settings.multi_object_share)?;
     let total = settings.transformer_steps;
     on_event(TrainEvent::Stage { name: "transformer", total, done: optimizer.step.min(total) });
     let started = Instant::now();
@@ -757,7 +713,7 @@ fn train_transformer(
         let step = optimizer.step;
         let mut rng = Rng::new(settings.seed.wrapping_mul(7_000_003).wrapping_add(step as u64));
         let batch = settings.transformer_batch;
-        let indices: Vec<u32> = (0..batch).map(|_| clip_draw.draw(&mut rng) as u32).collect();
+        let indices: Vec<u32> = (0..batch).map(|_| rng.below(scenes.len()) as u32).collect();
         let picked = Tensor::new(indices.as_slice(), &Device::Cpu)?;
         let x0 = pool.index_select(&picked, 0)?;
         let sigmas: Vec<f32> = (0..batch).map(|_| draw_noise_level(&mut rng, flow_shift)).collect();
@@ -888,36 +844,6 @@ mod tests {
         assert!(encoder_kept && decoder_changed, "encoder kept: {encoder_kept}, decoder changed: {decoder_changed}");
         let pools = std::fs::read_dir(&settings.work)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("pool-"))).count();
         assert_eq!(pools, 0, "a pool was encoded");
-        Ok(())
-    }
-
-    /// Clips with several objects make up the asked share of the draws, each group drawn across its
-    /// clips; without a share the draws follow the pool; a pool without such clips is refused.
-    #[test]
-    fn clip_draws_follow_the_multi_object_share() -> Result<()> {
-        let mut rng = Rng::new(3);
-        let scenes: Vec<Scene> = (0..400).map(|_| Scene::random(&mut rng, Split::Train)).collect();
-        let pool_share = scenes.iter().filter(|s| s.objects.len() > 1).count() as f32 / scenes.len() as f32;
-        let drawn_share = |share: Option<f32>| -> Result<(f32, usize)> {
-            let draw = ClipDraw::new(&scenes, share)?;
-            let mut rng = Rng::new(9);
-            let picks: Vec<usize> = (0..20_000).map(|_| draw.draw(&mut rng)).collect();
-            let several = picks.iter().filter(|&&i| scenes[i].objects.len() > 1).count();
-            let distinct = picks.iter().collect::<std::collections::HashSet<_>>().len();
-            Ok((several as f32 / picks.len() as f32, distinct))
-        };
-        for (share, expected) in [(None, pool_share), (Some(0.75), 0.75), (Some(0.0), 0.0)] {
-            let (drawn, distinct) = drawn_share(share)?;
-            assert!((drawn - expected).abs() < 0.015, "share {share:?}: {drawn} drawn with several objects, expected {expected}");
-            let reachable = match share {
-                Some(0.0) => scenes.iter().filter(|s| s.objects.len() == 1).count(),
-                _ => scenes.len(),
-            };
-            assert_eq!(distinct, reachable, "share {share:?}: not every clip of the drawn groups was drawn");
-        }
-        let single_only: Vec<Scene> = scenes.iter().filter(|s| s.objects.len() == 1).cloned().collect();
-        let refused = ClipDraw::new(&single_only, Some(0.5)).err().expect("a pool without several objects is refused").to_string();
-        assert!(refused.contains("--pool"), "{refused}");
         Ok(())
     }
 

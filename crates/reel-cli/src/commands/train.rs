@@ -61,10 +61,6 @@ pub struct TrainArgs {
     /// checkpoint is written with; 0 writes the last step's weights [default: 0.999]
     #[arg(long, value_name = "DECAY")]
     transformer_ema: Option<f64>,
-    /// Share of each transformer batch drawn from the pool's clips with two or three objects, which
-    /// teach it to keep objects apart (which one moves how) [default: the pool's own, about 40%]
-    #[arg(long, value_name = "SHARE")]
-    multi_object_share: Option<f32>,
     /// Transformer layers: of a new transformer, or, with --from, a deeper one grown from that
     /// checkpoint's (each new layer a copy of the one before it that starts by adding nothing)
     /// [default: the checkpoint's, or 4]
@@ -106,17 +102,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
     settings.transformer_ema = args.transformer_ema.unwrap_or(settings.transformer_ema);
-    settings.multi_object_share = args.multi_object_share;
     settings.transformer_layers = args.transformer_layers;
     settings.text_encoder_layers = args.text_encoder_layers;
     settings.from = args.from.clone();
     settings.flow_shift = args.flow_shift;
     anyhow::ensure!(settings.transformer_batch > 0 && settings.pool > 0, "the batch and the pool must be positive");
     anyhow::ensure!(settings.vae_steps > 0, "--vae-steps must be positive");
-    anyhow::ensure!(
-        settings.multi_object_share.is_none_or(|share| (0.0..=1.0).contains(&share)),
-        "--multi-object-share must be between 0 and 1 (0.75: three clips in four with two or three objects)"
-    );
     anyhow::ensure!(settings.vae_decoder_width != Some(0), "--vae-decoder-width must be positive");
     anyhow::ensure!(
         (0.0..1.0).contains(&settings.transformer_ema),
