@@ -725,6 +725,17 @@ pub fn model_generator(
     Ok(move |case: &Case| Ok(generator.generate(case)?.rgb8()?))
 }
 
+/// [`CaseGenerator`]'s frames for each case, each clip started from the world's own first frame
+/// of the case (image-to-video): the objects are given placed, coloured and shaped, so what is
+/// left to score is whether the model moves each as its prompt asks.
+pub fn first_frame_generator(
+    checkpoint_dir: &std::path::Path,
+    sampling: Sampling,
+) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+    let generator = CaseGenerator::open(checkpoint_dir, sampling)?;
+    Ok(move |case: &Case| Ok(crate::continuity::generate_from_first_frame(&generator, case, 1)?.0))
+}
+
 /// Answers each case with the world's own render passed through a checkpoint's VAE (encode, then
 /// decode): what the model could score at best with that VAE.
 pub fn vae_round_trip(
