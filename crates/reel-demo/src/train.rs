@@ -568,9 +568,10 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
     let mut rng = Rng::new(settings.seed ^ 0x9001);
     let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect();
     let vae_dir = settings.out.join("vae");
-    let raw = if cache.exists() {
+    let fingerprint = pool_fingerprint(&scenes, &vae_dir.join("diffusion_pytorch_model.safetensors"))?;
+    let raw = if let Some(latents) = cached_latents(&cache, fingerprint)? {
         on_event(TrainEvent::Stage { name: "encode", total: settings.pool, done: settings.pool });
-        candle_core::safetensors::load(&cache, &Device::Cpu)?.remove("latents").ok_or("latent cache without latents")?
+        latents
     } else {
         on_event(TrainEvent::Stage { name: "encode", total: settings.pool, done: 0 });
         let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
@@ -585,7 +586,7 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
             on_event(TrainEvent::Step { stage: "encode", step: done, total: settings.pool, loss: 0.0 });
         }
         let raw = Tensor::cat(&chunks, 0)?;
-        save_atomically(&[("latents".to_string(), raw.clone())].into_iter().collect(), &cache)?;
+        save_pool(&cache, &raw, fingerprint)?;
         raw
     };
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
@@ -602,6 +603,39 @@ fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn 
     model::write_vae_config(&settings.out, &model::vae_config(mean_v, std_v))?;
     let vae = WanVae::load(&ComponentFolder::open(&vae_dir)?, DType::F32, &Device::Cpu)?;
     Ok((vae.normalize(&raw)?, scenes))
+}
+
+/// The pool cache's record of what it encoded (see [`pool_fingerprint`]).
+const POOL_FINGERPRINT: &str = "fingerprint";
+
+/// A hash (64-bit FNV-1a) of the pool's scenes and of the VAE weights that encode them: a cache
+/// made from other clips (an earlier version of the world, another seed's) or by another VAE no
+/// longer matches and is encoded again rather than trained on against the wrong scenes.
+fn pool_fingerprint(scenes: &[Scene], vae_weights: &Path) -> Result<u64> {
+    let weights = std::fs::read(vae_weights).map_err(|e| format!("cannot read the VAE weights {}: {e}", vae_weights.display()))?;
+    let described = scenes.iter().map(|scene| format!("{scene:?}")).collect::<String>();
+    Ok(described.bytes().chain(weights).fold(0xcbf2_9ce4_8422_2325, |hash: u64, byte| (hash ^ byte as u64).wrapping_mul(0x100_0000_01b3)))
+}
+
+fn save_pool(cache: &Path, latents: &Tensor, fingerprint: u64) -> Result<()> {
+    let fingerprint = Tensor::new(&[fingerprint as i64], &Device::Cpu)?;
+    Ok(save_atomically(&[("latents".to_string(), latents.clone()), (POOL_FINGERPRINT.to_string(), fingerprint)].into_iter().collect(), cache)?)
+}
+
+/// The latents `cache` holds if it was made with `fingerprint`; `None` where it is absent or stale.
+fn cached_latents(cache: &Path, fingerprint: u64) -> Result<Option<Tensor>> {
+    if !cache.exists() {
+        return Ok(None);
+    }
+    let mut saved = candle_core::safetensors::load(cache, &Device::Cpu)?;
+    let made_with = match saved.remove(POOL_FINGERPRINT) {
+        Some(made_with) => made_with.to_vec1::<i64>()?,
+        None => return Ok(None),
+    };
+    if made_with != [fingerprint as i64] {
+        return Ok(None);
+    }
+    Ok(Some(saved.remove("latents").ok_or("latent cache without latents")?))
 }
 
 /// Per clip, 1 where a latent cell shows an object and 0 elsewhere: (clips, 1, latent frames,
@@ -1102,5 +1136,33 @@ mod tests {
         settings.vae_decoder_width = None;
         settings.new_vae = true;
         assert!(vae_recipe(&settings).starts_with(&format!("{VAE_STEPS} steps on")), "{}", vae_recipe(&settings));
+    }
+
+    /// A pool cache is used only with the scenes and VAE it was encoded from: another scene, another
+    /// VAE or a cache without a fingerprint (written before they were recorded) is encoded again.
+    #[test]
+    fn pool_cache_is_used_only_for_its_own_scenes_and_vae() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (vae, other_vae) = (dir.path().join("vae.safetensors"), dir.path().join("other.safetensors"));
+        std::fs::write(&vae, [1u8, 2, 3])?;
+        std::fs::write(&other_vae, [1u8, 2, 4])?;
+        let mut rng = Rng::new(21);
+        let scenes: Vec<Scene> = (0..3).map(|_| Scene::random(&mut rng, Split::Train)).collect();
+        let fingerprint = pool_fingerprint(&scenes, &vae)?;
+        let mut moved = scenes.clone();
+        moved[2].objects[0].start.0 += 1.0;
+        assert_ne!(pool_fingerprint(&moved, &vae)?, fingerprint);
+        assert_ne!(pool_fingerprint(&scenes, &other_vae)?, fingerprint);
+
+        let latents = Tensor::randn(0f32, 1.0, (3, 8, 2, 4, 4), &Device::Cpu)?;
+        let cache = dir.path().join("pool.safetensors");
+        assert!(cached_latents(&cache, fingerprint)?.is_none(), "no cache yet");
+        save_atomically(&[("latents".to_string(), latents.clone())].into_iter().collect(), &cache)?;
+        assert!(cached_latents(&cache, fingerprint)?.is_none(), "a cache without a fingerprint is stale");
+        save_pool(&cache, &latents, fingerprint)?;
+        let loaded = cached_latents(&cache, fingerprint)?.expect("the matching cache is used");
+        assert_eq!(loaded.flatten_all()?.to_vec1::<f32>()?, latents.flatten_all()?.to_vec1::<f32>()?);
+        assert!(cached_latents(&cache, pool_fingerprint(&moved, &vae)?)?.is_none());
+        Ok(())
     }
 }
