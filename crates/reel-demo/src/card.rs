@@ -192,8 +192,8 @@ Videos: 17 frames of 64x64 at 8 fps (`reel.json` holds these defaults, {steps} s
 ## Data\n\n\
 Procedural clips (crates/reel-demo/src/world.rs): one to three objects (circle, square, triangle, star,\n\
 ring) in nine colours and three sizes, moving left, right, up, down, diagonally, bouncing, growing,\n\
-shrinking, rotating or still, over solid, gradient, striped or checkered dark backdrops, with a static,\n\
-panning or zooming camera. Captions come from a grammar with synonyms and three word orders; 10% are\n\
+shrinking, rotating or still, never touching one another, over solid, gradient, striped or checkered\n\
+dark backdrops, with a static, panning or zooming camera. Captions come from a grammar with synonyms and three word orders; 10% are\n\
 dropped (empty prompt) for classifier-free guidance. These combinations never occur in training:\n\
 {held_cs}; and {held_sm}.\n\n\
 ## Training\n\n\
