@@ -371,7 +371,7 @@ impl Scene {
 
     /// Frames as RGB8, `FRAMES` of `WIDTH` x `HEIGHT`.
     pub fn render(&self) -> Vec<Vec<u8>> {
-        (0..FRAMES).map(|f| self.render_frame(f as f32 / (FRAMES - 1) as f32)).collect()
+        frame_times().map(|t| self.render_frame(t)).collect()
     }
 
     /// The view at time `t` in [0, 1]: pixel -> world coordinates.
@@ -477,8 +477,8 @@ fn separate(objects: &mut [Object]) -> bool {
         let steps = (high - low) as usize;
         let in_span = |start: (f32, f32)| {
             let moved = Object { start, ..*object };
-            (0..FRAMES).all(|f| {
-                let (x, y) = place(&moved, f as f32 / (FRAMES - 1) as f32).centre;
+            frame_times().all(|t| {
+                let (x, y) = place(&moved, t).centre;
                 (low..=high).contains(&x) && (low..=high).contains(&y)
             })
         };
@@ -495,14 +495,18 @@ fn separate(objects: &mut [Object]) -> bool {
     true
 }
 
+/// The time in [0, 1] of each of a clip's frames, first to last.
+fn frame_times() -> impl Iterator<Item = f32> {
+    (0..FRAMES).map(|f| f as f32 / (FRAMES - 1) as f32)
+}
+
 fn distance(a: (f32, f32), b: (f32, f32)) -> f32 {
     (a.0 - b.0).hypot(a.1 - b.1)
 }
 
 /// Whether the discs that hold two objects stay [`OBJECT_GAP`] apart in every frame.
 fn apart(a: &Object, b: &Object) -> bool {
-    (0..FRAMES).all(|f| {
-        let t = f as f32 / (FRAMES - 1) as f32;
+    frame_times().all(|t| {
         let (pa, pb) = (place(a, t), place(b, t));
         distance(pa.centre, pb.centre) >= pa.radius * a.shape.reach() + pb.radius * b.shape.reach() + OBJECT_GAP
     })
@@ -568,8 +572,8 @@ mod tests {
                 continue;
             }
             checked += 1;
-            for f in 0..FRAMES {
-                let placed: Vec<Placed> = scene.objects.iter().map(|o| place(o, f as f32 / (FRAMES - 1) as f32)).collect();
+            for (f, t) in frame_times().enumerate() {
+                let placed: Vec<Placed> = scene.objects.iter().map(|o| place(o, t)).collect();
                 for y in 0..HEIGHT * 2 {
                     for x in 0..WIDTH * 2 {
                         let (x, y) = (x as f32 / 2.0, y as f32 / 2.0);
