@@ -184,14 +184,36 @@ fn clips_tensor(scenes: &[Scene], frames: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, (scenes.len(), 3, frames, HEIGHT, WIDTH), &Device::Cpu)?)
 }
 
+/// The loss log, `loss.jsonl` in the work folder: one JSON line per training step.
 struct Log {
+    path: PathBuf,
     file: std::fs::File,
 }
 
 impl Log {
     fn open(work: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(work.join("loss.jsonl"))?;
-        Ok(Self { file })
+        let path = work.join("loss.jsonl");
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Self { path, file })
+    }
+
+    /// Drops the lines of `stage` after step `resumed_at`: a run stopped between two saves redoes
+    /// those steps when it resumes, and the log keeps one line per step.
+    fn resume(&mut self, stage: &str, resumed_at: usize) -> Result<()> {
+        let text = std::fs::read_to_string(&self.path)?;
+        let redone = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|row| row["stage"] == stage && row["step"].as_u64().is_some_and(|step| step as usize > resumed_at))
+        };
+        if !text.lines().any(redone) {
+            return Ok(());
+        }
+        let kept: String = text.lines().filter(|line| !redone(line)).map(|line| format!("{line}\n")).collect();
+        let partial = self.path.with_extension("jsonl.partial");
+        std::fs::write(&partial, kept)?;
+        std::fs::rename(&partial, &self.path)?;
+        self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        Ok(())
     }
 
     fn write(&mut self, stage: &str, step: usize, loss: f64, extra: serde_json::Value) -> Result<()> {
@@ -359,6 +381,7 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
     if state.exists() {
         optimizer.restore(&candle_core::safetensors::load(&state, &Device::Cpu)?)?;
     }
+    log.resume("vae", optimizer.step)?;
     let total = settings.vae_steps;
     on_event(TrainEvent::Stage { name: "vae", total, done: optimizer.step.min(total) });
     let started = Instant::now();
@@ -740,6 +763,7 @@ fn train_transformer(
     let mut tokenizer = PromptTokenizer::load(&settings.out.join("tokenizer"))?;
     let (_, _, latent_frames, latent_height, latent_width) = pool.dims5()?;
     let loss_weights = ((object_masks(scenes, latent_frames, latent_height, latent_width)? * OBJECT_LOSS_WEIGHT as f64)? + 1.0)?;
+    log.resume("transformer", optimizer.step)?;
     let total = settings.transformer_steps;
     on_event(TrainEvent::Stage { name: "transformer", total, done: optimizer.step.min(total) });
     let started = Instant::now();
@@ -878,6 +902,40 @@ mod tests {
         assert!(encoder_kept && decoder_changed, "encoder kept: {encoder_kept}, decoder changed: {decoder_changed}");
         let pools = std::fs::read_dir(&settings.work)?.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("pool-"))).count();
         assert_eq!(pools, 0, "a pool was encoded");
+        Ok(())
+    }
+
+    /// A resumed stage's log loses the lines of the steps it redoes, and no other stage's lines.
+    #[test]
+    fn a_resumed_stage_logs_each_step_once() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut log = Log::open(dir.path())?;
+        for step in 1..=3 {
+            log.write("vae", step, 0.5, serde_json::json!({}))?;
+        }
+        for step in 1..=5 {
+            log.write("transformer", step, 0.25, serde_json::json!({}))?;
+        }
+        let steps = || -> Result<Vec<(String, u64)>> {
+            let text = std::fs::read_to_string(dir.path().join("loss.jsonl"))?;
+            text.lines()
+                .map(|line| {
+                    let row: serde_json::Value = serde_json::from_str(line)?;
+                    Ok((row["stage"].as_str().unwrap_or_default().to_string(), row["step"].as_u64().unwrap_or(0)))
+                })
+                .collect()
+        };
+        let before = steps()?;
+        log.resume("transformer", 5)?;
+        assert_eq!(steps()?, before, "a stage resumed at its last logged step lost lines");
+        log.resume("transformer", 3)?;
+        log.write("transformer", 4, 0.25, serde_json::json!({}))?;
+        let expected: Vec<(String, u64)> =
+            [("vae", 1), ("vae", 2), ("vae", 3), ("transformer", 1), ("transformer", 2), ("transformer", 3), ("transformer", 4)]
+                .iter()
+                .map(|(stage, step)| (stage.to_string(), *step))
+                .collect();
+        assert_eq!(steps()?, expected);
         Ok(())
     }
 
