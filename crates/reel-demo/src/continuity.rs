@@ -20,6 +20,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Frames each window shares with the one before: two latent frames, so motion carries over.
 pub const OVERLAP: usize = 5;
 
+/// How many times its windows' step a video's join step must be to count as a jump: a cut to
+/// unrelated content measures 2 to 5.
+pub const JUMP: f64 = 2.0;
+
 /// One case's continuity.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContinuityScore {
@@ -53,6 +57,9 @@ pub struct ContinuityReport {
     pub window_step: f64,
     /// join_step / window_step. Both steps are averaged over the videos where both were measured.
     pub position_jump_ratio: f64,
+    /// Share of those videos whose own join step is over [`JUMP`] times their window step. Unlike
+    /// the ratio of means, one video whose object leaps across the frame cannot swing it alone.
+    pub jumping_videos: f64,
     pub join_pixel_change: f64,
     pub window_pixel_change: f64,
     /// join_pixel_change / window_pixel_change.
@@ -70,6 +77,7 @@ impl ContinuityReport {
             "  object step per frame: {:.2} px at joins, {:.2} px inside windows (ratio {:.2})\n",
             self.join_step, self.window_step, self.position_jump_ratio
         );
+        out += &format!("  videos whose join jumps (over {JUMP}x their windows' step): {}\n", pct(self.jumping_videos));
         out += &format!(
             "  pixel change per frame: {:.2} at joins, {:.2} inside windows (ratio {:.2})\n",
             self.join_pixel_change, self.window_pixel_change, self.pixel_jump_ratio
@@ -181,6 +189,7 @@ fn continuity_report(scores: Vec<ContinuityScore>, windows: usize) -> Continuity
         join_step,
         window_step,
         position_jump_ratio: join_step / window_step.max(1e-6),
+        jumping_videos: paired_steps.iter().filter(|(join, window)| *join > JUMP * window).count() as f64 / paired_steps.len().max(1) as f64,
         join_pixel_change,
         window_pixel_change,
         pixel_jump_ratio: join_pixel_change / window_pixel_change.max(1e-6),
@@ -211,6 +220,8 @@ mod tests {
         assert!(score.colour_kept && score.present_across_joins, "{score:?}");
         let (smooth_ratio, cut_ratio) = (score.join_step.unwrap() / score.window_step.unwrap(), cut.join_step.unwrap() / cut.window_step.unwrap());
         assert!(cut_ratio > smooth_ratio + 0.5, "smooth {smooth_ratio:.2}, cut {cut_ratio:.2}");
+        // The cut video counts as one whose join jumps; the smooth one does not.
+        assert_eq!(continuity_report(vec![score, cut], 2).jumping_videos, 0.5, "smooth {smooth_ratio:.2}, cut {cut_ratio:.2}");
     }
 
     #[test]
@@ -230,6 +241,13 @@ mod tests {
         let tracked = vec![score(Some(3.0), Some(2.0)), score(Some(1.0), Some(2.0))];
         let report = continuity_report(tracked.clone(), 2);
         assert!((report.position_jump_ratio - 1.0).abs() < 1e-12, "{}", report.position_jump_ratio);
+        assert_eq!(report.jumping_videos, 0.0);
+        // One video whose join leaps far: the ratio of means swings past a cut's, but one video of three jumps.
+        let mut with_leap = tracked.clone();
+        with_leap.push(score(Some(24.0), Some(4.0)));
+        let report = continuity_report(with_leap, 2);
+        assert!(report.position_jump_ratio > JUMP, "{}", report.position_jump_ratio);
+        assert!((report.jumping_videos - 1.0 / 3.0).abs() < 1e-12, "{}", report.jumping_videos);
         // A third video whose object is lost at its join but moves slowly inside its windows, and a
         // fourth lost everywhere: neither has a join step to compare, so the ratio stays.
         let mut with_lost = tracked;
@@ -237,6 +255,7 @@ mod tests {
         let report = continuity_report(with_lost, 2);
         assert!((report.position_jump_ratio - 1.0).abs() < 1e-12, "{}", report.position_jump_ratio);
         assert!((report.present_across_joins - 0.5).abs() < 1e-12);
+        assert_eq!(report.jumping_videos, 0.0);
         assert!((report.pixel_jump_ratio - 1.5).abs() < 1e-12);
     }
 }
