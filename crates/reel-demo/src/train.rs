@@ -205,12 +205,12 @@ impl Log {
             serde_json::from_str::<serde_json::Value>(line)
                 .is_ok_and(|row| row["stage"] == stage && row["step"].as_u64().is_some_and(|step| step as usize > resumed_at))
         };
-        if !text.lines().any(redone) {
+        let kept: Vec<&str> = text.lines().filter(|line| !redone(line)).collect();
+        if kept.len() == text.lines().count() {
             return Ok(());
         }
-        let kept: String = text.lines().filter(|line| !redone(line)).map(|line| format!("{line}\n")).collect();
         let partial = self.path.with_extension("jsonl.partial");
-        std::fs::write(&partial, kept)?;
+        std::fs::write(&partial, kept.iter().map(|line| format!("{line}\n")).collect::<String>())?;
         std::fs::rename(&partial, &self.path)?;
         self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
         Ok(())
