@@ -10,6 +10,11 @@ use crate::caption::caption;
 use crate::rng::Rng;
 use crate::world::{Camera, Colour, Motion, Pattern, Scene, Shape, Split, HELD_OUT_COLOUR_SHAPE};
 
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// One clip's frames as RGB8 rows, or why they could not be made.
+pub type ClipFrames = Result<Vec<Vec<u8>>, Error>;
+
 /// The targets of the demo model on held-out prompts (fractions).
 pub const TARGETS: Targets = Targets { colour: 0.90, motion: 0.80, shape: 0.70, count: 0.80 };
 
@@ -395,9 +400,9 @@ fn tallies<'a>(reads: impl Iterator<Item = &'a Read>) -> Vec<Tally> {
 /// Scores `generate`'s clips for every case.
 pub fn evaluate(
     cases: &[Case],
-    generate: &mut dyn FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>,
+    generate: &mut dyn FnMut(&Case) -> ClipFrames,
     on_case: &mut dyn FnMut(usize, &CaseScore),
-) -> Result<Report, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Report, Error> {
     let started = std::time::Instant::now();
     let mut scores = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
@@ -676,14 +681,14 @@ pub struct CaseGenerator {
 }
 
 impl CaseGenerator {
-    pub fn open(checkpoint_dir: &std::path::Path, sampling: Sampling) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn open(checkpoint_dir: &std::path::Path, sampling: Sampling) -> Result<Self, Error> {
         let checkpoint = reel_sampling::checkpoint::WanCheckpoint::open(checkpoint_dir)?;
         let defaults = checkpoint.generation_defaults()?;
         let pipeline = reel_sampling::pipeline::WanPipeline::new(checkpoint, candle_core::DType::F32, &candle_core::Device::Cpu);
         Ok(Self { pipeline, defaults, sampling })
     }
 
-    pub fn generate(&self, case: &Case) -> Result<reel_sampling::pipeline::Generated, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn generate(&self, case: &Case) -> Result<reel_sampling::pipeline::Generated, Error> {
         Ok(self.pipeline.generate(&self.request(case), &mut |_| {})?)
     }
 
@@ -720,7 +725,7 @@ fn case_request(
 pub fn model_generator(
     checkpoint_dir: &std::path::Path,
     sampling: Sampling,
-) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<impl FnMut(&Case) -> ClipFrames, Error> {
     let generator = CaseGenerator::open(checkpoint_dir, sampling)?;
     Ok(move |case: &Case| Ok(generator.generate(case)?.rgb8()?))
 }
@@ -731,7 +736,7 @@ pub fn model_generator(
 pub fn first_frame_generator(
     checkpoint_dir: &std::path::Path,
     sampling: Sampling,
-) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<impl FnMut(&Case) -> ClipFrames, Error> {
     let generator = CaseGenerator::open(checkpoint_dir, sampling)?;
     Ok(move |case: &Case| Ok(crate::continuity::generate_from_first_frame(&generator, case, 1)?.0))
 }
@@ -740,10 +745,10 @@ pub fn first_frame_generator(
 /// decode): what the model could score at best with that VAE.
 pub fn vae_round_trip(
     checkpoint_dir: &std::path::Path,
-) -> Result<impl FnMut(&Case) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<impl FnMut(&Case) -> ClipFrames, Error> {
     use crate::world::{FRAMES, HEIGHT, WIDTH};
     use candle_core::{DType, Device, Tensor};
-    let folder = reel_models::weights::ComponentFolder::open(&checkpoint_dir.join("vae"))?;
+    let folder = reel_models::weights::ComponentFolder::open(checkpoint_dir.join("vae"))?;
     let vae = reel_models::wan::WanVae::load(&folder, DType::F32, &Device::Cpu)?;
     Ok(move |case: &Case| {
         let rendered = case.scene.render();

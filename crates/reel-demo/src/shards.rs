@@ -147,9 +147,9 @@ mod tests {
             let error = (hidden.matmul(w2.as_tensor())? - y)?;
             error.sqr()?.sum_all()? / (11.0 * 3.0)
         };
-        let (whole_loss, whole) = sharded_backward(11, 1, &vars, &loss_of)?;
+        let (whole_loss, whole) = sharded_backward(11, 1, &vars, loss_of)?;
         for shards in [2, 3] {
-            let (loss, grads) = sharded_backward(11, shards, &vars, &loss_of)?;
+            let (loss, grads) = sharded_backward(11, shards, &vars, loss_of)?;
             assert!((loss - whole_loss).abs() <= 1e-5 * whole_loss.abs(), "{shards} shards: loss {loss} against {whole_loss}");
             for var in &vars {
                 let expected = whole.get(var.as_tensor()).expect("whole-batch gradient").to_dtype(DType::F32)?;

@@ -262,14 +262,14 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     let latents_kept = vae_kept || settings.vae_decoder_only;
     match &settings.from {
         Some(from) if vae_kept => {
-            let vae: WanVaeConfig = ComponentFolder::open(&from.join("vae"))?.config()?;
+            let vae: WanVaeConfig = ComponentFolder::open(from.join("vae"))?.config()?;
             model::write_configs(&settings.out, &models.text, &models.transformer, &vae, flow_shift)?;
             copy_weights(from, &settings.out, "vae/diffusion_pytorch_model.safetensors")?;
         }
         _ => {
             let vae = match &settings.vae_from {
                 Some(vae_from) if settings.vae_decoder_only => {
-                    let mut kept: WanVaeConfig = ComponentFolder::open(&vae_from.join("vae"))?.config()?;
+                    let mut kept: WanVaeConfig = ComponentFolder::open(vae_from.join("vae"))?.config()?;
                     kept.decoder_base_dim = settings.vae_decoder_width.or(kept.decoder_base_dim);
                     kept
                 }
@@ -336,7 +336,7 @@ fn text_encoder_depth(settings: &TrainSettings) -> Result<(usize, usize)> {
 /// The depth of `from`'s `component` (`None` without `from`), as `layers` reads it from its config.
 fn checkpoint_depth<C: serde::de::DeserializeOwned>(settings: &TrainSettings, component: &str, layers: fn(&C) -> usize) -> Result<Option<usize>> {
     let Some(from) = &settings.from else { return Ok(None) };
-    Ok(Some(layers(&ComponentFolder::open(&from.join(component))?.config::<C>()?)))
+    Ok(Some(layers(&ComponentFolder::open(from.join(component))?.config::<C>()?)))
 }
 
 /// The depth a model (`what`, whose depth `flag` sets) starts from and trains at: `trained` is
@@ -413,7 +413,7 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
         log.write("vae", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
             "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "vae", step: step + 1, total, loss: value });
-        if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
+        if (step + 1).is_multiple_of(SAVE_EVERY) || step + 1 == total {
             optimizer.save(&state, HashMap::new())?;
         }
     }
@@ -825,7 +825,7 @@ fn train_transformer(
         log.write("transformer", step + 1, value, serde_json::json!({"lr": lr, "grad_norm": grad_norm,
             "seconds": started.elapsed().as_secs_f64()}))?;
         on_event(TrainEvent::Step { stage: "transformer", step: step + 1, total, loss: value });
-        if (step + 1) % SAVE_EVERY == 0 || step + 1 == total {
+        if (step + 1).is_multiple_of(SAVE_EVERY) || step + 1 == total {
             let mut averages = HashMap::new();
             ema.store(&mut averages);
             optimizer.save(&state, averages)?;

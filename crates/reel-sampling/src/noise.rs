@@ -80,7 +80,7 @@ pub fn torch_randn(seed: u64, count: usize) -> Vec<f32> {
     for start in (0..count - 15).step_by(16) {
         normal_fill_16(&mut data[start..start + 16]);
     }
-    if count % 16 != 0 {
+    if !count.is_multiple_of(16) {
         // As torch does: the last 16 values are drawn again and transformed together.
         let tail = &mut data[count - 16..];
         for value in tail.iter_mut() {

@@ -547,7 +547,7 @@ impl WanPipeline {
             return Err(SamplingError::InvalidInput("published configurations carry no CLIP image encoder: use a checkpoint".into()));
         };
         on_progress(Progress { stage: Stage::Load("image_encoder"), done: 0, total: 1 });
-        let processor = ClipImageProcessor::load(&checkpoint.root().join("image_processor"))?;
+        let processor = ClipImageProcessor::load(checkpoint.root().join("image_processor"))?;
         let encoder = ClipVisionEncoder::load(&checkpoint.component("image_encoder")?, DType::F32, &self.device)?;
         on_progress(Progress { stage: Stage::Load("image_encoder"), done: 1, total: 1 });
         let (_, height, width, _) = frames.dims4()?;

@@ -75,7 +75,7 @@ pub fn generate_windows(
     if plan.window != request.frames {
         return invalid(format!("the window plan has {} frames per window, the request {}", plan.window, request.frames));
     }
-    if plan.overlap == 0 || (plan.overlap - 1) % temporal != 0 || 2 * plan.overlap > plan.window {
+    if plan.overlap == 0 || !(plan.overlap - 1).is_multiple_of(temporal) || 2 * plan.overlap > plan.window {
         return invalid(format!(
             "an overlap of {} frames does not fit windows of {}: use 1 + {temporal}k frames, at most half the window",
             plan.overlap, plan.window

@@ -72,7 +72,7 @@ impl ClipVisionConfig {
         let config: Self = folder.config()?;
         let path = folder.dir().join("config.json");
         config.activation().map_err(|e| ModelError::Unsupported(format!("{}: {e}", path.display())))?;
-        let whole = |n: usize, d: usize| d > 0 && n % d == 0;
+        let whole = |n: usize, d: usize| d > 0 && n.is_multiple_of(d);
         if !whole(config.hidden_size, config.num_attention_heads) || !whole(config.image_size, config.patch_size)
             || config.num_hidden_layers == 0
         {

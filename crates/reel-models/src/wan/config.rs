@@ -130,7 +130,7 @@ impl WanTransformerConfig {
             )));
         }
         let (t, h, _) = rope_split(self.attention_head_dim);
-        if self.attention_head_dim % 2 != 0 || t % 2 != 0 || t == 0 || h == 0 {
+        if !self.attention_head_dim.is_multiple_of(2) || !t.is_multiple_of(2) || t == 0 || h == 0 {
             return Err(ModelError::Unsupported(format!(
                 "attention_head_dim {} cannot be split into the even temporal and spatial rotary \
                  parts Wan uses",

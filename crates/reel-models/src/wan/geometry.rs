@@ -22,7 +22,7 @@ impl LatentGeometry {
     /// (frames, height, width) of the latents for a video of `frames` frames of `height` x `width`.
     pub fn latent_dims(&self, frames: usize, height: usize, width: usize) -> Result<(usize, usize, usize)> {
         let t = self.temporal;
-        if frames == 0 || (frames - 1) % t != 0 {
+        if frames == 0 || !(frames - 1).is_multiple_of(t) {
             let below = frames.saturating_sub(1) / t * t + 1;
             return Err(ModelError::InvalidInput(format!(
                 "{frames} frames is not a valid length: this model needs {t}k+1 frames; the nearest \
