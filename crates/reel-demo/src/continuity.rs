@@ -14,8 +14,7 @@ use serde::Serialize;
 use crate::analysis::{tracks, Track};
 use crate::eval::{Case, CaseGenerator};
 use crate::world::{HEIGHT, WIDTH};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::Error;
 
 /// Frames each window shares with the one before: two latent frames, so motion carries over.
 pub const OVERLAP: usize = 5;

@@ -9,8 +9,7 @@ use crate::analysis::{camera_from_still_objects, tracks, Track};
 use crate::caption::caption;
 use crate::rng::Rng;
 use crate::world::{Camera, Colour, Motion, Pattern, Scene, Shape, Split, HELD_OUT_COLOUR_SHAPE};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::Error;
 
 /// One clip's frames as RGB8 rows, or why they could not be made.
 pub type ClipFrames = Result<Vec<Vec<u8>>, Error>;

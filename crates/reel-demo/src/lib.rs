@@ -16,3 +16,6 @@ pub mod shards;
 pub mod tokenizer;
 pub mod train;
 pub mod world;
+
+/// The errors of training, evaluation and the bundled model: anything that can cross threads.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -168,7 +168,7 @@ pub enum TrainEvent {
     Step { stage: &'static str, step: usize, total: usize, loss: f64 },
 }
 
-pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub type Result<T> = std::result::Result<T, crate::Error>;
 
 /// Clips as a (batch, 3, frames, height, width) tensor in [-1, 1].
 fn clips_tensor(scenes: &[Scene], frames: usize) -> Result<Tensor> {
