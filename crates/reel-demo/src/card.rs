@@ -9,7 +9,7 @@ use reel_models::weights::ComponentFolder;
 
 use crate::eval::{Report, TARGETS};
 use crate::train::TrainSettings;
-use crate::world::{HELD_OUT_COLOUR_SHAPE, HELD_OUT_SHAPE_MOTION};
+use crate::world::{ObjectCounts, HELD_OUT_COLOUR_SHAPE, HELD_OUT_SHAPE_MOTION};
 
 /// Parameters stored in a component's safetensors files.
 fn parameters(dir: &Path) -> usize {
@@ -83,6 +83,15 @@ fn earlier_runs_section(runs: &[String]) -> String {
     format!("{EARLIER_RUNS}\n\nThe checkpoint this run continued, newest run first; each run continued the one below it.\n\n{listed}")
 }
 
+/// The pool's mix of object counts, in words, where it is not the world's own.
+fn pool_mix(counts: ObjectCounts) -> String {
+    if counts == ObjectCounts::WORLD {
+        return String::new();
+    }
+    let [one, two, three] = counts.shares().map(|share| 100.0 * share);
+    format!(" (drawn with one, two and three objects {one:.0}%, {two:.0}% and {three:.0}% of the time; the world's own mix is 60%, 30% and 10%)")
+}
+
 /// How the transformer and the text encoder were trained, in words (nothing when a continued run kept them).
 fn transformer_recipe(settings: &TrainSettings, flow_shift: f64) -> String {
     if settings.transformer_steps == 0 {
@@ -90,12 +99,13 @@ fn transformer_recipe(settings: &TrainSettings, flow_shift: f64) -> String {
     }
     format!(
         "Transformer and text encoder together: {} steps of {} clips from a pool of {}\n\
-encoded clips, flow matching (predict noise - latents at noise levels shifted by {}, as the sampler's; latent cells that show\n\
+encoded clips{}, flow matching (predict noise - latents at noise levels shifted by {}, as the sampler's; latent cells that show\n\
 an object weigh {}x in the loss), AdamW with warm-up and cosine decay; in {:.0}% of the clips the first latent frame and in {:.0}% the first two are given clean at\n\
 timestep 0 and left out of the loss (first-frame conditioning, as Wan 2.2 TI2V){}. ",
         settings.transformer_steps,
         settings.transformer_batch,
         settings.pool,
+        pool_mix(settings.pool_objects),
         flow_shift,
         1.0 + crate::train::OBJECT_LOSS_WEIGHT,
         100.0 * crate::train::given_frames_share(1),
@@ -289,6 +299,15 @@ mod tests {
         let kept = continued_sentence(&settings, Path::new("earlier"), 0, four, two);
         assert!(kept.starts_with("This run continued the checkpoint in earlier:"), "{kept}");
         assert!(!kept.contains("grown") && !kept.contains("copy"), "{kept}");
+    }
+
+    #[test]
+    fn the_card_names_a_pool_mix_other_than_the_worlds() {
+        let mut settings = TrainSettings::new("out".into(), "work".into());
+        assert!(!transformer_recipe(&settings, 1.5).contains("drawn with"));
+        settings.pool_objects = ObjectCounts::from_weights([2.0, 1.0, 1.0]).unwrap();
+        let recipe = transformer_recipe(&settings, 1.5);
+        assert!(recipe.contains("a pool of 2000\nencoded clips (drawn with one, two and three objects 50%, 25% and 25% of the time;"), "{recipe}");
     }
 
     /// A continued card lists the runs of the checkpoint it continued after its own, flat and

@@ -39,7 +39,7 @@ use crate::params::{learning_rate, save_atomically, AdamW, Ema, Params};
 use crate::rng::Rng;
 use crate::shards::{default_shards, in_parallel, parallel_shards, sharded_backward};
 use crate::tokenizer::write_tokenizer;
-use crate::world::{Scene, Split, FRAMES, HEIGHT, WIDTH};
+use crate::world::{ObjectCounts, Scene, Split, FRAMES, HEIGHT, WIDTH};
 
 /// The VAE's training phases: (share of the steps done at its end, frames per clip, clips per step).
 /// Short clips (the first frame alone, then one chunk of four) teach it most cheaply; longer ones
@@ -105,6 +105,8 @@ pub struct TrainSettings {
     pub new_vae: bool,
     /// Training clips encoded for the transformer.
     pub pool: usize,
+    /// How often the pool's clips have one, two or three objects.
+    pub pool_objects: ObjectCounts,
     pub transformer_steps: usize,
     pub transformer_batch: usize,
     pub transformer_lr: f64,
@@ -139,6 +141,7 @@ impl TrainSettings {
             vae_latent_noise: 0.0,
             new_vae: false,
             pool: 2000,
+            pool_objects: ObjectCounts::WORLD,
             transformer_steps: 2500,
             transformer_batch: 16,
             transformer_lr: 5e-4,
@@ -589,7 +592,7 @@ fn crop_origin(clip: &Tensor, rng: &mut Rng) -> Result<(usize, usize)> {
 fn encode_pool(settings: &TrainSettings, latents_kept: bool, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(Tensor, Vec<Scene>)> {
     let cache = settings.work.join(format!("pool-{}.safetensors", settings.pool));
     let mut rng = Rng::new(settings.seed ^ 0x9001);
-    let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random(&mut rng, Split::Train)).collect();
+    let scenes: Vec<Scene> = (0..settings.pool).map(|_| Scene::random_with(&mut rng, Split::Train, settings.pool_objects)).collect();
     let vae_dir = settings.out.join("vae");
     let fingerprint = pool_fingerprint(&scenes, &vae_dir.join("diffusion_pytorch_model.safetensors"))?;
     let raw = if let Some(latents) = cached_latents(&cache, fingerprint)? {

@@ -332,15 +332,54 @@ pub fn is_held_out(object: &Object) -> bool {
         || HELD_OUT_SHAPE_MOTION.contains(&(object.shape, object.motion))
 }
 
+/// How often a scene is drawn with one, two or three objects, as cumulative probabilities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectCounts {
+    /// Probability of one object.
+    one: f32,
+    /// Probability of one or two objects.
+    up_to_two: f32,
+}
+
+impl ObjectCounts {
+    /// The world's own mix: 60% one object, 30% two, 10% three.
+    pub const WORLD: ObjectCounts = ObjectCounts { one: 0.6, up_to_two: 0.9 };
+
+    /// A mix from relative weights of one, two and three objects (`[1.0, 1.0, 1.0]`: a third each).
+    pub fn from_weights(weights: [f32; 3]) -> Result<ObjectCounts, String> {
+        let total: f32 = weights.iter().sum();
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || total <= 0.0 {
+            return Err(format!("object-count weights {weights:?} must be non-negative with a positive sum, as in 1,1,1"));
+        }
+        Ok(ObjectCounts { one: weights[0] / total, up_to_two: (weights[0] + weights[1]) / total })
+    }
+
+    /// The shares of one, two and three objects.
+    pub fn shares(&self) -> [f32; 3] {
+        [self.one, self.up_to_two - self.one, 1.0 - self.up_to_two]
+    }
+
+    fn draw(&self, rng: &mut Rng) -> usize {
+        match rng.f32() {
+            p if p < self.one => 1,
+            p if p < self.up_to_two => 2,
+            _ => 3,
+        }
+    }
+}
+
 impl Scene {
-    /// A random scene of the split (deterministic in `rng`).
+    /// A random scene of the split with the world's own object counts (deterministic in `rng`).
     pub fn random(rng: &mut Rng, split: Split) -> Scene {
+        Scene::random_with(rng, split, ObjectCounts::WORLD)
+    }
+
+    /// A random scene of the split whose object count is drawn from `counts`. A scene the split
+    /// rejects is drawn again, count included, so scenes with more objects (more often held out)
+    /// end up a little rarer than `counts` says.
+    pub fn random_with(rng: &mut Rng, split: Split, counts: ObjectCounts) -> Scene {
         loop {
-            let count = match rng.f32() {
-                p if p < 0.6 => 1,
-                p if p < 0.9 => 2,
-                _ => 3,
-            };
+            let count = counts.draw(rng);
             let mut objects: Vec<Object> = Vec::with_capacity(count);
             while objects.len() < count {
                 let object = random_object(rng, objects.len(), count);
@@ -557,6 +596,23 @@ mod tests {
             assert!(!Scene::random(&mut rng, Split::Train).objects.iter().any(is_held_out));
             assert!(Scene::random(&mut rng, Split::HeldOut).objects.iter().any(is_held_out));
         }
+    }
+
+    #[test]
+    fn object_count_weights_set_the_mix_of_drawn_scenes() {
+        assert_eq!(ObjectCounts::from_weights([6.0, 3.0, 1.0]), Ok(ObjectCounts::WORLD));
+        assert!(ObjectCounts::from_weights([1.0, -1.0, 1.0]).is_err());
+        assert!(ObjectCounts::from_weights([0.0, 0.0, 0.0]).is_err());
+        let counts = ObjectCounts::from_weights([1.0, 1.0, 2.0]).unwrap();
+        let mut rng = Rng::new(4);
+        let mut seen = [0usize; 3];
+        for _ in 0..2000 {
+            seen[Scene::random_with(&mut rng, Split::Train, counts).objects.len() - 1] += 1;
+        }
+        // Drawn 25% / 25% / 50%; rejected scenes, more often those with more objects, are drawn again.
+        assert!(seen[0] > 400 && seen[0] < 700, "{seen:?}");
+        assert!(seen[1] > 400 && seen[1] < 700, "{seen:?}");
+        assert!(seen[2] > 700 && seen[2] < 1100, "{seen:?}");
     }
 
     /// Over many scenes with several objects, no pixel of any frame lies in two objects (checked

@@ -7,6 +7,7 @@ use std::process::Command;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use reel_demo::train::{score_and_describe, train_stages, TrainEvent, TrainSettings};
+use reel_demo::world::ObjectCounts;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -48,6 +49,11 @@ pub struct TrainArgs {
     /// Training clips encoded for the transformer
     #[arg(long)]
     pool: Option<usize>,
+    /// Relative weights of clips with one, two and three objects in the pool, such as 1,1,1 for a
+    /// third each: more clips with several objects teach which words belong to which object
+    /// [default: the world's own 6,3,1]
+    #[arg(long, value_name = "ONE,TWO,THREE", value_delimiter = ',')]
+    pool_objects: Option<Vec<f32>>,
     /// Transformer training steps (0 with --from keeps that checkpoint's transformer and text encoder)
     #[arg(long)]
     transformer_steps: Option<usize>,
@@ -98,6 +104,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_latent_noise = args.vae_latent_noise.unwrap_or(settings.vae_latent_noise);
     settings.new_vae = args.new_vae;
     settings.pool = args.pool.unwrap_or(settings.pool);
+    if let Some(weights) = &args.pool_objects {
+        let weights: [f32; 3] = weights.as_slice().try_into().map_err(|_| anyhow::anyhow!("--pool-objects takes three weights (one, two and three objects), as in 1,1,1"))?;
+        settings.pool_objects = ObjectCounts::from_weights(weights).map_err(|e| anyhow::anyhow!("--pool-objects: {e}"))?;
+    }
     settings.transformer_steps = args.transformer_steps.unwrap_or(settings.transformer_steps);
     settings.transformer_batch = args.transformer_batch.unwrap_or(settings.transformer_batch);
     settings.transformer_lr = args.transformer_lr.unwrap_or(settings.transformer_lr);
