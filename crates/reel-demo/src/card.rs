@@ -88,8 +88,9 @@ fn pool_mix(counts: ObjectCounts) -> String {
     if counts == ObjectCounts::WORLD {
         return String::new();
     }
-    let [one, two, three] = counts.shares().map(|share| 100.0 * share);
-    format!(" (drawn with one, two and three objects {one:.0}%, {two:.0}% and {three:.0}% of the time; the world's own mix is 60%, 30% and 10%)")
+    let percent = |counts: ObjectCounts| counts.shares().map(|share| format!("{:.0}%", 100.0 * share));
+    let ([one, two, three], [world_one, world_two, world_three]) = (percent(counts), percent(ObjectCounts::WORLD));
+    format!(" (drawn with one, two and three objects {one}, {two} and {three} of the time; the world's own mix is {world_one}, {world_two} and {world_three})")
 }
 
 /// How the transformer and the text encoder were trained, in words (nothing when a continued run kept them).
@@ -307,7 +308,7 @@ mod tests {
         assert!(!transformer_recipe(&settings, 1.5).contains("drawn with"));
         settings.pool_objects = ObjectCounts::from_weights([2.0, 1.0, 1.0]).unwrap();
         let recipe = transformer_recipe(&settings, 1.5);
-        assert!(recipe.contains("a pool of 2000\nencoded clips (drawn with one, two and three objects 50%, 25% and 25% of the time;"), "{recipe}");
+        assert!(recipe.contains("a pool of 2000\nencoded clips (drawn with one, two and three objects 50%, 25% and 25% of the time; the world's own mix is 60%, 30% and 10%)"), "{recipe}");
     }
 
     /// A continued card lists the runs of the checkpoint it continued after its own, flat and
