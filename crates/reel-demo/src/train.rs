@@ -100,6 +100,11 @@ pub struct TrainSettings {
     /// of each channel's standard deviation (each clip draws its level uniformly up to this; 0: none),
     /// so the decoder learns to draw clean objects from the inexact latents a transformer makes.
     pub vae_latent_noise: f64,
+    /// Weight of a loss on the error's spatial gradients (the difference between the reconstruction's
+    /// and the clip's horizontal and vertical pixel steps), next to the pixel loss: blur that
+    /// rounds a star's points or a square's corners costs little per pixel but changes every step
+    /// along the edge (0: none).
+    pub vae_edge_loss: f64,
     /// With `from`: train a new VAE from scratch (in place of the checkpoint's) and continue the
     /// transformer and text encoder on its latents.
     pub new_vae: bool,
@@ -139,6 +144,7 @@ impl TrainSettings {
             vae_decoder_only: false,
             vae_decoder_width: None,
             vae_latent_noise: 0.0,
+            vae_edge_loss: 0.0,
             new_vae: false,
             pool: 2000,
             pool_objects: ObjectCounts::WORLD,
@@ -241,6 +247,9 @@ pub fn train_stages(settings: &TrainSettings, on_event: &mut dyn FnMut(TrainEven
     }
     if !(settings.vae_latent_noise >= 0.0 && settings.vae_latent_noise.is_finite()) {
         return Err(format!("the latent noise must be a number >= 0, found {}", settings.vae_latent_noise).into());
+    }
+    if !(settings.vae_edge_loss >= 0.0 && settings.vae_edge_loss.is_finite()) {
+        return Err(format!("the edge loss weight must be a number >= 0, found {}", settings.vae_edge_loss).into());
     }
     if settings.vae_decoder_width.is_some() && !settings.vae_decoder_only {
         return Err("a new decoder width needs the decoder trained alone on a kept encoder (--vae-decoder-only)".into());
@@ -404,7 +413,7 @@ fn train_vae(settings: &TrainSettings, config: &WanVaeConfig, log: &mut Log, on_
         let video = Tensor::cat(&crops, 0)?;
         let clips = VaeBatch::new(video, config, settings.vae_latent_noise, &mut rng)?;
         let (value, grads) = sharded_backward(batch, default_shards(batch), &trained_vars, |shard| {
-            clips.loss(&vae, shard, settings.vae_decoder_only)
+            clips.loss(&vae, shard, settings.vae_decoder_only, settings.vae_edge_loss)
         })?;
         // Each phase has its own warm-up and decay; the later ones start from a lower peak.
         let lr = if phase_start == 0 {
@@ -495,9 +504,10 @@ impl VaeBatch {
     }
 
     /// The share of `clips` in the batch's loss: reconstruction (L1 + L2, object pixels weighted
-    /// up) of a latent drawn from the posterior, plus a light KL term; both normalised by the whole
-    /// batch. With `decoder_only` the posterior is a constant, so no gradient reaches the encoder.
-    fn loss(&self, vae: &WanVae, clips: Range<usize>, decoder_only: bool) -> Result<Tensor> {
+    /// up, plus `edge_weight` times the L1 of the error's spatial gradients) of a latent drawn from
+    /// the posterior, plus a light KL term; all normalised by the whole batch. With `decoder_only`
+    /// the posterior is a constant, so no gradient reaches the encoder.
+    fn loss(&self, vae: &WanVae, clips: Range<usize>, decoder_only: bool, edge_weight: f64) -> Result<Tensor> {
         let shard = |t: &Tensor| t.narrow(0, clips.start, clips.len());
         let video = shard(&self.video)?;
         let posterior = vae.encode(&video, None)?;
@@ -509,11 +519,28 @@ impl VaeBatch {
         let recon = vae.decode_unclamped(&z, None, &mut |_, _| {})?;
         let diff = (recon - video)?;
         let per_pixel = (diff.abs()? + diff.sqr()?)?.mean_keepdim(1)?;
-        let reconstruction = ((per_pixel * shard(&self.weights)?)?.sum_all()? / self.total_weight)?;
+        let weights = shard(&self.weights)?;
+        let mut reconstruction = ((per_pixel * &weights)?.sum_all()? / self.total_weight)?;
+        if edge_weight > 0.0 {
+            reconstruction = (reconstruction + (edge_error(&diff, &weights)? * (edge_weight / self.total_weight))?)?;
+        }
         let variance_terms = ((mean.sqr()? + logvar.exp()?)? - 1.0)?;
         let kl = ((variance_terms - &logvar)?.sum_all()? * (0.5 / self.noise.elem_count() as f64))?;
         Ok((reconstruction + (kl * KL_WEIGHT)?)?)
     }
+}
+
+/// The weighted L1 of the horizontal and vertical steps of `diff` (reconstruction - clip, of shape
+/// (clips, 3, frames, height, width)): how far the reconstruction's edges are from the clip's, each
+/// step weighted by the `weights` (clips, 1, frames, height, width) of the pixel it starts from.
+fn edge_error(diff: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let mut total = Tensor::zeros((), diff.dtype(), diff.device())?;
+    for axis in [3, 4] {
+        let steps = diff.dim(axis)? - 1;
+        let step = (diff.narrow(axis, 1, steps)? - diff.narrow(axis, 0, steps)?)?.abs()?.mean_keepdim(1)?;
+        total = (total + (step * weights.narrow(axis, 0, steps)?)?.sum_all()?)?;
+    }
+    Ok(total)
 }
 
 /// Per pixel of (clips, 3, frames, height, width) clips in [-1, 1]: 1 + [`VAE_OBJECT_WEIGHT`] on
@@ -550,19 +577,24 @@ pub fn vae_recipe(settings: &TrainSettings) -> String {
         Some(from) => format!("starting from the VAE of {}, ", from.display()),
         None => String::new(),
     };
+    let edges = if settings.vae_edge_loss > 0.0 {
+        format!(" + {} x L1 of the error's horizontal and vertical pixel steps (weighted as the pixels)", settings.vae_edge_loss)
+    } else {
+        String::new()
+    };
+    let latent_noise = if settings.vae_latent_noise > 0.0 {
+        format!(", the decoder given latents with noise added (each clip's level drawn up to {} of each channel's spread)", settings.vae_latent_noise)
+    } else {
+        String::new()
+    };
     format!(
         "{total} steps on {VAE_CROP}x{VAE_CROP} crops of clips ({:.0}% of them around an object), {start}{}, \
          each phase with its own warm-up and cosine decay, peak learning rate {} (half that after the first phase), \
-         loss L1 + L2 (object pixels and their neighbours weigh {}x) + {KL_WEIGHT} KL{}",
+         loss L1 + L2 (object pixels and their neighbours weigh {}x){edges} + {KL_WEIGHT} KL{latent_noise}",
         100.0 * OBJECT_CROPS,
         phases.join(", "),
         settings.vae_lr,
         1.0 + VAE_OBJECT_WEIGHT,
-        if settings.vae_latent_noise > 0.0 {
-            format!(", the decoder given latents with noise added (each clip's level drawn up to {} of each channel's spread)", settings.vae_latent_noise)
-        } else {
-            String::new()
-        }
     )
 }
 
@@ -1018,7 +1050,7 @@ mod tests {
         // Copies: the parameters' tensors share their storage with the variables the step updates.
         let before: HashMap<String, Tensor> = params.tensors().into_iter().map(|(name, t)| Ok((name, t.copy()?))).collect::<Result<_>>()?;
         let video = clips_tensor(&[Scene::random(&mut Rng::new(8), Split::Train)], 5)?.narrow(3, 16, 16)?.narrow(4, 16, 16)?;
-        let grads = VaeBatch::new(video, &config, 0.0, &mut Rng::new(9))?.loss(&vae, 0..1, true)?.backward()?;
+        let grads = VaeBatch::new(video, &config, 0.0, &mut Rng::new(9))?.loss(&vae, 0..1, true, 1.0)?.backward()?;
         for (name, var) in params.vars() {
             if !names.contains(&name) {
                 assert!(grads.get(var.as_tensor()).is_none(), "{name} has a gradient");
@@ -1197,6 +1229,36 @@ mod tests {
         settings.vae_decoder_width = None;
         settings.new_vae = true;
         assert!(vae_recipe(&settings).starts_with(&format!("{VAE_STEPS} steps on")), "{}", vae_recipe(&settings));
+        assert!(!vae_recipe(&settings).contains("pixel steps"), "{}", vae_recipe(&settings));
+        settings.vae_edge_loss = 0.5;
+        assert!(vae_recipe(&settings).contains("+ 0.5 x L1 of the error's horizontal and vertical pixel steps"), "{}", vae_recipe(&settings));
+    }
+
+    /// The edge loss is blind to an error that is the same at every pixel (a shifted brightness)
+    /// and counts a blurred edge, horizontal or vertical, by its pixels' weights.
+    #[test]
+    fn the_edge_loss_counts_blurred_edges_not_uniform_errors() -> Result<()> {
+        let mut rng = Rng::new(23);
+        let (clips, frames, size) = (2, 5, 16);
+        let drawn: Vec<f32> = (0..clips * frames * size * size).map(|_| 1.0 + 4.0 * rng.f32()).collect();
+        let weights = Tensor::from_vec(drawn.clone(), (clips, 1, frames, size, size), &Device::Cpu)?;
+        let ones = Tensor::ones((clips, 1, frames, size, size), DType::F32, &Device::Cpu)?;
+        let uniform = (Tensor::ones((clips, 3, frames, size, size), DType::F32, &Device::Cpu)? * (rng.f32() as f64 + 0.1))?;
+        assert!(edge_error(&uniform, &weights)?.to_scalar::<f32>()?.abs() < 1e-4);
+        // A bright left half (1, then -1 from column 8) reconstructed as 1, ..., 0.5, -0.5, -1, ...:
+        // the error is -0.5 in column 7 and +0.5 in column 8, so each row steps by 0.5 from column 6
+        // to 7, 1 from 7 to 8 and 0.5 from 8 to 9; rows do not change from one to the next.
+        let row: Vec<f32> = (0..size).map(|x| match x { 7 => -0.5, 8 => 0.5, _ => 0.0 }).collect();
+        let vertical_edge = Tensor::from_vec(row.repeat(clips * 3 * frames * size), (clips, 3, frames, size, size), &Device::Cpu)?;
+        let rows = clips * frames * size;
+        let expected: f32 = (0..rows).map(|r| 0.5 * drawn[r * size + 6] + drawn[r * size + 7] + 0.5 * drawn[r * size + 8]).sum();
+        let error = edge_error(&vertical_edge, &weights)?.to_scalar::<f32>()?;
+        assert!((error - expected).abs() <= 1e-4 * expected, "edge error {error}, expected {expected}");
+        assert!((edge_error(&vertical_edge, &ones)?.to_scalar::<f32>()? - 2.0 * rows as f32).abs() < 1e-3);
+        // The same edge turned a quarter (rows instead of columns) costs the same.
+        let horizontal_edge = vertical_edge.transpose(3, 4)?.contiguous()?;
+        assert!((edge_error(&horizontal_edge, &ones)?.to_scalar::<f32>()? - 2.0 * rows as f32).abs() < 1e-3);
+        Ok(())
     }
 
     /// A pool cache is used only with the scenes and VAE it was encoded from: another scene, another

@@ -42,6 +42,11 @@ pub struct TrainArgs {
     /// inexact latents the transformer makes [default: 0, none]
     #[arg(long, value_name = "LEVEL", requires = "vae_decoder_only")]
     vae_latent_noise: Option<f64>,
+    /// Weight of a loss on the VAE's error between neighbouring pixels (the L1 of the
+    /// reconstruction's horizontal and vertical steps against the clip's), added to the pixel loss:
+    /// it costs the blur that rounds a star's points and a square's corners [default: 0, none]
+    #[arg(long, value_name = "WEIGHT")]
+    vae_edge_loss: Option<f64>,
     /// With --from: train a new VAE from scratch in place of that checkpoint's, and continue its
     /// transformer and text encoder on the new latents
     #[arg(long, requires = "from", conflicts_with = "vae_from")]
@@ -102,6 +107,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     settings.vae_decoder_only = args.vae_decoder_only;
     settings.vae_decoder_width = args.vae_decoder_width;
     settings.vae_latent_noise = args.vae_latent_noise.unwrap_or(settings.vae_latent_noise);
+    settings.vae_edge_loss = args.vae_edge_loss.unwrap_or(settings.vae_edge_loss);
     settings.new_vae = args.new_vae;
     settings.pool = args.pool.unwrap_or(settings.pool);
     if let Some(weights) = &args.pool_objects {
