@@ -177,6 +177,36 @@ fn the_same_seed_gives_the_same_video_and_another_seed_another() {
 }
 
 #[test]
+fn generate_dtype_auto_runs_a_concrete_dtype_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |dtype: &str| {
+        let out = dir.path().join(format!("{dtype}/"));
+        reel()
+            .args(["generate", "a green ring", "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--dtype", dtype])
+            .arg("--model")
+            .arg(fixture("tiny-wan2.1"))
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("video.json")).unwrap()).unwrap();
+        (read_frames(&out, 5), manifest["dtype"].as_str().unwrap().to_string())
+    };
+    let (auto_frames, resolved) = run("auto");
+    // A model this small fits any machine's memory in f32, so auto runs f32 unless the CPU computes
+    // bf16 itself.
+    let expected = if reel_models::kernels::bf16_gemm::available() { "bf16" } else { "f32" };
+    assert_eq!(resolved, expected);
+    let (fixed_frames, fixed) = run(expected);
+    assert_eq!(fixed, expected);
+    assert_eq!(auto_frames, fixed_frames, "auto must run exactly as --dtype {expected}");
+    let other = if expected == "f32" { "bf16" } else { "f32" };
+    assert_ne!(auto_frames, run(other).0, "f32 and bf16 should not give the same bytes");
+    let err = stderr_of(reel().args(["generate", "x", "--dtype", "f8", "--model"]).arg(fixture("tiny-wan2.1")));
+    assert!(err.contains("f8") && err.contains("auto, f32, bf16 or f16"), "{err}");
+}
+
+#[test]
 fn generate_writes_the_format_the_extension_asks_for_and_a_thumbnail() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["clip.mp4", "clip.gif", "clip.webp"] {

@@ -62,7 +62,7 @@ impl Hardware {
             return Ok(Self {
                 name: format!("this CPU ({} threads, rates measured in {dtype:?})", candle_core::utils::get_num_threads()),
                 peak_flops: cpu.rates.matmul.iter().flat_map(|(_, table)| table.iter().map(|(_, r)| *r)).fold(0.0, f64::max),
-                memory_bytes: system_memory_bytes().unwrap_or(f64::INFINITY),
+                memory_bytes: reel_models::device::system_memory_bytes().unwrap_or(f64::INFINITY),
                 watts: CPU_WATTS,
                 count,
                 utilisation: utilisation.unwrap_or(1.0),
@@ -174,11 +174,4 @@ fn measure_cpu(dtype: DType) -> candle_core::Result<CpuCalibration> {
     let conv_seconds = decode / vae_decode(&config, 2, 2, 2).calls;
 
     Ok(CpuCalibration { rates: MeasuredRates { matmul, conv }, overhead: CallOverhead { block_seconds, conv_seconds } })
-}
-
-fn system_memory_bytes() -> Option<f64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
 }

@@ -45,6 +45,14 @@ impl ModelSpec {
         })
     }
 
+    /// Weights of the larger of the text encoder and one transformer, the components whose weights
+    /// take the compute dtype: what `--dtype auto` weighs against memory.
+    pub fn largest_component_parameters(&self) -> u64 {
+        let encoder = crate::cost::text_encoder(&self.text_encoder, 1).parameters;
+        let transformer = crate::cost::transformer_forward(&self.transformer, 1, 1).parameters;
+        encoder.max(transformer) as u64
+    }
+
     /// A checkpoint folder in the diffusers layout (only its configuration files are read).
     pub fn checkpoint(name: &str, dir: &Path) -> Result<Self> {
         let checkpoint = WanCheckpoint::open(dir)?;

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
+use reel_models::device::DtypeChoice;
 use reel_models::hub::HubSettings;
 use reel_sampling::checkpoint::{GenerationDefaults, WanCheckpoint};
 use candle_core::Tensor;
@@ -78,7 +79,8 @@ pub struct PipelineRenderer {
 
 impl PipelineRenderer {
     /// Opens `model`: `demo`, a checkpoint folder or a hub id.
-    pub fn open(model: &str, dtype: DType, device: &Device, settings: &HubSettings) -> Result<Self> {
+    /// `dtype` `auto` is resolved for it ([`WanCheckpoint::resolve_dtype`]).
+    pub fn open(model: &str, dtype: DtypeChoice, device: &Device, settings: &HubSettings) -> Result<Self> {
         let checkpoint = if model == BUNDLED_MODEL {
             let dir = reel_demo::bundled::checkpoint_dir()
                 .map_err(|e| FilmError::Model(format!("model: the bundled demo model is unavailable: {e}")))?;
@@ -86,6 +88,7 @@ impl PipelineRenderer {
         } else {
             WanCheckpoint::resolve(model, settings)?
         };
+        let dtype = checkpoint.resolve_dtype(dtype, device, false)?;
         let defaults = checkpoint.generation_defaults()?;
         // The compute dtype changes the pixels, so it is part of the model's identity.
         let fingerprint = format!("{}-{dtype:?}", folder_fingerprint(checkpoint.root())?);

@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 use reel_film::render::{PipelineRenderer, ShotRenderer, ShotRequest};
 use reel_film::timeline::plan;
 use reel_film::{make_film, FilmEvent, FilmOptions, FilmReport, Storyboard};
+use reel_models::device::DtypeChoice;
 use reel_models::hub::HubSettings;
 use reel_media::subtitles::{text_area, SubtitleStyle};
 use reel_media::wav::read_wav;
@@ -245,7 +246,7 @@ fn a_shot_the_model_would_not_make_as_written_is_warned_of_before_any_rendering(
 
 #[test]
 fn the_pipeline_renderer_warns_of_a_prompt_longer_than_its_text_encoder_reads() {
-    let renderer = PipelineRenderer::open("demo", DType::F32, &Device::Cpu, &HubSettings::from_env()).unwrap();
+    let renderer = PipelineRenderer::open("demo", DtypeChoice::Fixed(DType::F32), &Device::Cpu, &HubSettings::from_env()).unwrap();
     let length = renderer.defaults().max_sequence_length.expect("the demo model's reel.json sets its prompt length");
     let request = |words: usize| ShotRequest {
         prompt: vec!["red"; words].join(" "),

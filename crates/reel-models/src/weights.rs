@@ -68,20 +68,22 @@ impl ComponentFolder {
         read_json(&self.dir.join("config.json"), "model config")
     }
 
+    /// How many weights the component's files hold, from their headers (no tensor is read).
+    pub fn parameter_count(&self) -> Result<u64> {
+        let mut count = 0;
+        for path in &self.weight_files {
+            let st = map_safetensors(path)?;
+            count += st.tensors().iter().map(|(_, view)| view.shape().iter().product::<usize>() as u64).sum::<u64>();
+        }
+        Ok(count)
+    }
+
     /// Memory-maps the weight files; tensors are read when the model asks for them.
     pub fn weights(&self, dtype: DType, device: &Device) -> Result<Weights> {
         let mut files = Vec::with_capacity(self.weight_files.len());
         let mut index = HashMap::new();
         for (file_index, path) in self.weight_files.iter().enumerate() {
-            // SAFETY: the file is mapped read-only; like every safetensors reader we assume it is
-            // not modified while the model is being loaded.
-            let st = unsafe { MmapedSafetensors::new(path) }.map_err(|e| {
-                ModelError::Checkpoint(format!(
-                    "{} is not a readable safetensors file ({e}); the file may be truncated or \
-                     corrupt: download it again",
-                    path.display()
-                ))
-            })?;
+            let st = map_safetensors(path)?;
             for (name, view) in st.tensors() {
                 index.insert(name, (file_index, view.shape().to_vec()));
             }
@@ -93,6 +95,18 @@ impl ComponentFolder {
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
         Ok(Weights { vb, log, all_names, dir: self.dir.clone() })
     }
+}
+
+fn map_safetensors(path: &Path) -> Result<MmapedSafetensors> {
+    // SAFETY: the file is mapped read-only; like every safetensors reader we assume it is not
+    // modified while it is read.
+    unsafe { MmapedSafetensors::new(path) }.map_err(|e| {
+        ModelError::Checkpoint(format!(
+            "{} is not a readable safetensors file ({e}); the file may be truncated or corrupt: \
+             download it again",
+            path.display()
+        ))
+    })
 }
 
 /// The weights of one component, ready to be handed to a model constructor.

@@ -128,3 +128,22 @@ fn image_branch_weights_missing_from_a_checkpoint_are_named() {
     let err = load_error(dir.path());
     assert!(err.contains("added_kv_proj_dim") && err.contains("width 48"), "{err}");
 }
+
+#[test]
+fn parameters_are_counted_from_every_shard_and_a_corrupt_one_is_named() {
+    let folder = ComponentFolder::open(fixture("tiny-wan2.1/transformer")).unwrap();
+    assert!(folder.weight_files().len() > 1, "the fixture should be sharded");
+    let loaded: usize = folder
+        .weight_files()
+        .iter()
+        .flat_map(|file| candle_core::safetensors::load(file, &Device::Cpu).unwrap().into_values())
+        .map(|tensor| tensor.elem_count())
+        .sum();
+    assert_eq!(folder.parameter_count().unwrap(), loaded as u64);
+
+    let dir = copy_of_ti2v();
+    let file = dir.path().join("diffusion_pytorch_model.safetensors");
+    std::fs::write(&file, b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}").unwrap();
+    let err = ComponentFolder::open(dir.path()).unwrap().parameter_count().unwrap_err().to_string();
+    assert!(err.contains("diffusion_pytorch_model.safetensors") && err.contains("corrupt"), "{err}");
+}

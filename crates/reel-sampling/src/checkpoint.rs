@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::{DType, Device};
+use reel_models::device::DtypeChoice;
 use reel_models::hub::{self, HubSettings};
 use reel_models::wan::{LatentGeometry, WanTransformerConfig, WanVaeConfig};
 use reel_models::weights::{read_json, ComponentFolder};
@@ -180,6 +182,26 @@ impl WanCheckpoint {
 
     pub fn component(&self, name: &str) -> Result<ComponentFolder> {
         Ok(ComponentFolder::open(self.root.join(name))?)
+    }
+
+    /// `--dtype` for this checkpoint on `device`: `auto` ([`DtypeChoice::resolve`]) weighs the
+    /// largest component whose weights take that dtype (the text encoder or a transformer; one is in
+    /// memory at a time), counted from the files' headers. A transformer given as a GGUF file keeps
+    /// its weights quantized, so with `transformer_from_gguf` only the text encoder counts.
+    pub fn resolve_dtype(&self, choice: DtypeChoice, device: &Device, transformer_from_gguf: bool) -> Result<DType> {
+        let DtypeChoice::Auto = choice else { return Ok(choice.resolve(device, 0)) };
+        let mut names = vec!["text_encoder"];
+        if !transformer_from_gguf {
+            names.push("transformer");
+            if self.has_two_experts() {
+                names.push("transformer_2");
+            }
+        }
+        let mut largest = 0;
+        for name in names {
+            largest = largest.max(self.component(name)?.parameter_count()?);
+        }
+        Ok(choice.resolve(device, largest))
     }
 
     pub fn has_two_experts(&self) -> bool {

@@ -206,6 +206,11 @@ impl WanPipeline {
         Self { source: Source::Checkpoint(checkpoint), dtype, device: device.clone(), quantization: None, transformer_gguf: None }
     }
 
+    /// The dtype the text encoder and transformer compute in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// Loads the transformer from a GGUF file (community quantizations) instead of the
     /// checkpoint's `transformer` folder; the other components still come from the checkpoint.
     pub fn with_transformer_gguf(mut self, path: Option<PathBuf>) -> Self {

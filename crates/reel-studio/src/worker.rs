@@ -11,6 +11,7 @@ use candle_core::{DType, Device};
 use reel_film::cache::ShotCache;
 use reel_film::render::PipelineRenderer;
 use reel_film::{make_film, FilmEvent, FilmOptions};
+use reel_models::device::DtypeChoice;
 use reel_models::hub::HubSettings;
 use tokio::runtime::Handle;
 
@@ -144,7 +145,7 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
 fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<Made, String> {
     let storyboard = job.request.storyboard.as_ref().expect("a film job");
     *progress.shots.lock().unwrap_or_else(|e| e.into_inner()) = Some(vec![ShotStatus::queued(); storyboard.shots.len()]);
-    let mut renderer = PipelineRenderer::open(&storyboard.model, settings.dtype, &Device::Cpu, &HubSettings::from_env())
+    let mut renderer = PipelineRenderer::open(&storyboard.model, DtypeChoice::Fixed(settings.dtype), &Device::Cpu, &HubSettings::from_env())
         .map_err(|e| format!("model {} cannot be loaded: {e}", job.request.model))?;
     let staging = staging_dir(outputs, &job.id).map_err(|e| format!("cannot store the film: {e}"))?;
     let options = FilmOptions {

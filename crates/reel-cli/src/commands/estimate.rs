@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use candle_core::DType;
+use candle_core::{DType, Device};
 use clap::Args;
 use reel_estimate::{estimate, Estimate, Hardware, ModelSpec, VideoSpec};
-use reel_models::device::parse_dtype;
+use reel_models::device::DtypeChoice;
 
 #[derive(Args)]
 pub struct EstimateArgs {
@@ -49,8 +49,9 @@ pub struct EstimateArgs {
     /// Price of one device per hour, in US dollars
     #[arg(long)]
     price_per_hour: Option<f64>,
-    /// Compute dtype of the text encoder and transformer
-    #[arg(long, default_value = "bf16")]
+    /// Compute dtype of the text encoder and transformer: f32, bf16, f16 or auto (as `reel
+    /// generate`'s: bf16 on GPUs, on this CPU what generation would pick)
+    #[arg(long, default_value = "auto")]
     dtype: String,
     /// Print JSON for tools
     #[arg(long)]
@@ -75,7 +76,11 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         }
         (None, None) => defaults.frames,
     };
-    let dtype = parse_dtype(&args.dtype)?;
+    let dtype = match DtypeChoice::parse(&args.dtype)? {
+        // What `auto` resolves to on any GPU.
+        DtypeChoice::Auto if !args.gpu.eq_ignore_ascii_case("cpu") => DType::BF16,
+        choice => choice.resolve(&Device::Cpu, model.largest_component_parameters()),
+    };
     let video = VideoSpec {
         width,
         height,

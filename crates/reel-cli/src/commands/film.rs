@@ -7,7 +7,7 @@ use clap::Args;
 use reel_film::cache::ShotCache;
 use reel_film::render::PipelineRenderer;
 use reel_film::{make_film, FilmEvent, FilmOptions, Storyboard};
-use reel_models::device::{parse_device, parse_dtype};
+use reel_models::device::{parse_device, DtypeChoice};
 use reel_models::hub::HubSettings;
 
 use super::progress::StageBars;
@@ -26,8 +26,9 @@ pub struct FilmArgs {
     /// Render every shot, reading and storing nothing in the shot cache
     #[arg(long)]
     no_cache: bool,
-    /// Compute dtype of the text encoder and transformer
-    #[arg(long, default_value = "bf16")]
+    /// Compute dtype of the text encoder and transformer: f32, bf16, f16 or auto (as `reel
+    /// generate`'s)
+    #[arg(long, default_value = "auto")]
     dtype: String,
     /// cpu, cuda, cuda:N or metal
     #[arg(long, default_value = "cpu")]
@@ -43,7 +44,7 @@ pub struct FilmArgs {
 pub fn run(args: FilmArgs) -> anyhow::Result<()> {
     let storyboard = Storyboard::read(&args.storyboard)?;
     let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let dtype = DtypeChoice::parse(&args.dtype)?;
     let mut settings = HubSettings::from_env();
     settings.progress = !args.quiet;
     let mut renderer = PipelineRenderer::open(&storyboard.model, dtype, &device, &settings)

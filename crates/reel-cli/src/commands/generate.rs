@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use clap::{Args, ValueEnum};
 use reel_media::thumbnail::{thumbnail, write_still, StillFormat, ThumbnailFrame};
 use reel_film::continuation::generate_into;
 use reel_media::{check_video_output, check_writable, write_video, VideoFormat, VideoFrames, VideoOptions, VideoSink};
-use reel_models::device::{parse_device, parse_dtype};
+use reel_models::device::{parse_device, DtypeChoice};
 use reel_models::hub::HubSettings;
 use reel_models::nn::linear::Quantization;
 use reel_sampling::checkpoint::WanCheckpoint;
@@ -80,8 +80,11 @@ pub struct GenerateArgs {
     /// seeded noise (to reproduce a reference run exactly)
     #[arg(long)]
     pub(crate) init_latents: Option<PathBuf>,
-    /// Compute dtype of the text encoder and transformer (the VAE decodes in f32)
-    #[arg(long, default_value = "bf16")]
+    /// Compute dtype of the text encoder and transformer (the VAE decodes in f32): f32, bf16, f16,
+    /// or auto: bf16 on GPUs and CPUs with AVX-512 BF16; on other CPUs f32 when the model's largest
+    /// component takes at most a quarter of memory in f32, else bf16. Give it explicitly for the
+    /// same video on machines of different kinds
+    #[arg(long, default_value = "auto")]
     pub(crate) dtype: String,
     /// cpu, cuda, cuda:N or metal
     #[arg(long, default_value = "cpu")]
@@ -231,10 +234,11 @@ pub fn prepare(args: &GenerateArgs) -> anyhow::Result<Prepared> {
     };
     let model_label = args.model.clone().unwrap_or_else(|| "reel demo (bundled)".into());
     let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let dtype_choice = DtypeChoice::parse(&args.dtype)?;
     let mut settings = HubSettings::from_env();
     settings.progress = !args.quiet;
     let checkpoint = WanCheckpoint::resolve(&model, &settings)?;
+    let dtype = checkpoint.resolve_dtype(dtype_choice, &device, args.transformer.is_some())?;
     let defaults = checkpoint.generation_defaults()?;
     let pipeline = WanPipeline::new(checkpoint, dtype, &device).with_quantization(args.quantize).with_transformer_gguf(args.transformer.clone());
     let fps = args.fps.or(defaults.fps).unwrap_or(DEFAULT_FPS);
@@ -279,7 +283,7 @@ fn generate_one(args: &GenerateArgs, prepared: &Prepared) -> anyhow::Result<()> 
     let options = VideoOptions { mp4_quality: args.quality, ..VideoOptions::default() };
     write_video(&video, None, &args.output, options)?;
     if VideoFormat::from_path(&args.output)? == VideoFormat::PngFrames {
-        write_manifest(&args.output, args, request, model_label, fps)?;
+        write_manifest(&args.output, args, request, model_label, fps, pipeline.dtype())?;
     }
     if let Some(path) = &args.thumbnail {
         write_still(&thumbnail(&video, ThumbnailFrame::Middle), path)?;
@@ -287,7 +291,15 @@ fn generate_one(args: &GenerateArgs, prepared: &Prepared) -> anyhow::Result<()> 
 
     if !args.quiet {
         let stages: Vec<String> = generated.stage_seconds.iter().map(|(stage, s)| format!("{stage} {s:.1} s")).collect();
-        eprintln!("{} frames of {}x{} in {:.1} s ({})", video.len(), video.width, video.height, started.elapsed().as_secs_f64(), stages.join(", "));
+        eprintln!(
+            "{} frames of {}x{} in {:.1} s ({}; {})",
+            video.len(),
+            video.width,
+            video.height,
+            started.elapsed().as_secs_f64(),
+            stages.join(", "),
+            pipeline.dtype().as_str()
+        );
         if request.step_cache.is_some() {
             let stats = generated.denoise_stats;
             eprintln!("step cache: {} of {} steps reused", stats.reused_steps, stats.computed_steps + stats.reused_steps);
@@ -311,7 +323,7 @@ fn read_init_latents(path: &Path) -> anyhow::Result<Tensor> {
 }
 
 /// `video.json` next to the frames: what made them.
-fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, model: &str, fps: f64) -> anyhow::Result<()> {
+fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, model: &str, fps: f64, dtype: DType) -> anyhow::Result<()> {
     let manifest = serde_json::json!({
         "model": model,
         "prompt": request.prompt,
@@ -332,7 +344,7 @@ fn write_manifest(dir: &Path, args: &GenerateArgs, request: &GenerationRequest, 
         "image_fit": args.image.as_ref().map(|_| format!("{:?}", args.image_fit).to_lowercase()),
         "transformer": args.transformer,
         "quantize": args.quantize.map(|_| "q8"),
-        "dtype": args.dtype,
+        "dtype": dtype.as_str(),
     });
     let path = dir.join("video.json");
     std::fs::write(&path, serde_json::to_string_pretty(&manifest)?).with_context(|| format!("cannot write {}", path.display()))
