@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use candle_core::DType;
+use candle_core::{DType, Device};
+use reel_models::device::DtypeChoice;
 use reel_estimate::{estimate, Hardware, ModelSpec, VideoSpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -71,8 +72,8 @@ pub async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body
     // Measuring this server's CPU takes about a second the first time: off the async threads.
     let result = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let spec = ModelSpec::checkpoint(&model.name, &model.checkpoint).map_err(ApiError::internal)?;
-        // The studio's CPU workers compute in f32; accelerators in bf16.
-        let dtype = if gpu.eq_ignore_ascii_case("cpu") { DType::F32 } else { DType::BF16 };
+        // In the dtype the workers' default, auto, picks: bf16 on accelerators.
+        let dtype = if gpu.eq_ignore_ascii_case("cpu") { DtypeChoice::Auto.resolve(&Device::Cpu, spec.largest_component_parameters()) } else { DType::BF16 };
         let hardware = Hardware::named(&gpu, dtype, count, utilisation, PARALLEL_EFFICIENCY).map_err(|e| ApiError::invalid(Some("gpu"), e.to_string()))?;
         let video = VideoSpec {
             width: job.width,

@@ -37,7 +37,8 @@ pub fn generate(catalog: &Catalog, outputs: &Outputs, settings: &WorkerSettings,
     let request: &JobRequest = &job.request;
     let model = catalog.find(Some(&request.model)).map_err(|e| e.message)?;
     let checkpoint = WanCheckpoint::open(&model.checkpoint).map_err(|e| format!("model {} cannot be loaded: {e}", model.name))?;
-    let pipeline = WanPipeline::new(checkpoint, settings.dtype, &Device::Cpu);
+    let dtype = checkpoint.resolve_dtype(settings.dtype, &Device::Cpu, false).map_err(|e| format!("model {} cannot be loaded: {e}", model.name))?;
+    let pipeline = WanPipeline::new(checkpoint, dtype, &Device::Cpu);
     let mut generation = generation_request(request, model);
     if let Some(reference) = &request.input_reference {
         generation.first_frames = Some(first_frame(&outputs.reference_file(&job.id), request, reference)?);

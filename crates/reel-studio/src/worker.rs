@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use reel_film::cache::ShotCache;
 use reel_film::render::PipelineRenderer;
 use reel_film::{make_film, FilmEvent, FilmOptions};
@@ -33,7 +33,8 @@ pub struct WorkerSettings {
     pub retention_seconds: i64,
     /// Claims after which a job that keeps losing its workers is failed.
     pub max_attempts: i64,
-    pub dtype: DType,
+    /// Compute dtype; `auto` is resolved per model ([`WanCheckpoint::resolve_dtype`]).
+    pub dtype: DtypeChoice,
 }
 
 impl Default for WorkerSettings {
@@ -44,7 +45,7 @@ impl Default for WorkerSettings {
             poll: Duration::from_millis(500),
             retention_seconds: 7 * 24 * 3600,
             max_attempts: 3,
-            dtype: DType::F32,
+            dtype: DtypeChoice::Auto,
         }
     }
 }
@@ -145,7 +146,7 @@ fn run_job(store: &Store, catalog: &Catalog, outputs: &Outputs, settings: &Worke
 fn film(outputs: &Outputs, settings: &WorkerSettings, job: &ClaimedJob, progress: &JobProgress) -> Result<Made, String> {
     let storyboard = job.request.storyboard.as_ref().expect("a film job");
     *progress.shots.lock().unwrap_or_else(|e| e.into_inner()) = Some(vec![ShotStatus::queued(); storyboard.shots.len()]);
-    let mut renderer = PipelineRenderer::open(&storyboard.model, DtypeChoice::Fixed(settings.dtype), &Device::Cpu, &HubSettings::from_env())
+    let mut renderer = PipelineRenderer::open(&storyboard.model, settings.dtype, &Device::Cpu, &HubSettings::from_env())
         .map_err(|e| format!("model {} cannot be loaded: {e}", job.request.model))?;
     let staging = staging_dir(outputs, &job.id).map_err(|e| format!("cannot store the film: {e}"))?;
     let options = FilmOptions {

@@ -38,8 +38,8 @@ pub struct WorkArgs {
     /// Days finished videos stay downloadable
     #[arg(long, default_value_t = 7.0)]
     retention_days: f64,
-    /// Compute dtype of generation: f32, bf16 or f16
-    #[arg(long, default_value = "f32")]
+    /// Compute dtype of generation: f32, bf16, f16 or auto (as `reel generate`'s, per model)
+    #[arg(long, default_value = "auto")]
     dtype: String,
 }
 
@@ -50,7 +50,7 @@ impl WorkArgs {
             lease_seconds: self.lease_seconds,
             heartbeat: Duration::from_secs((self.lease_seconds / 3).max(1) as u64),
             retention_seconds: (self.retention_days * 86400.0) as i64,
-            dtype: reel_models::device::parse_dtype(&self.dtype)?,
+            dtype: reel_models::device::DtypeChoice::parse(&self.dtype)?,
             ..WorkerSettings::default()
         })
     }
