@@ -156,19 +156,25 @@ fn generate_reproduces_the_reference_pipeline_frame_by_frame() {
     assert_eq!(manifest["frames"], 9);
 }
 
+/// Five PNG frames of 32x32 in two steps of the tiny Wan2.1 checkpoint, written to the folder `out`.
+fn generate_tiny(prompt: &str, out: &Path, extra: &[&str]) {
+    reel()
+        .args(["generate", prompt, "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quiet"])
+        .args(extra)
+        .arg("--model")
+        .arg(fixture("tiny-wan2.1"))
+        .arg("-o")
+        .arg(out)
+        .assert()
+        .success();
+}
+
 #[test]
 fn the_same_seed_gives_the_same_video_and_another_seed_another() {
     let dir = tempfile::tempdir().unwrap();
     let run = |seed: &str, name: &str| {
         let out = dir.path().join(name);
-        reel()
-            .args(["generate", "a blue square", "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--seed", seed])
-            .arg("--model")
-            .arg(fixture("tiny-wan2.1"))
-            .arg("-o")
-            .arg(&out)
-            .assert()
-            .success();
+        generate_tiny("a blue square", &out, &["--seed", seed]);
         read_frames(&out, 5)
     };
     let first = run("7", "a");
@@ -181,14 +187,7 @@ fn generate_dtype_auto_runs_a_concrete_dtype_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = |dtype: &str| {
         let out = dir.path().join(format!("{dtype}/"));
-        reel()
-            .args(["generate", "a green ring", "--frames", "5", "--height", "32", "--width", "32", "--steps", "2", "--quiet", "--dtype", dtype])
-            .arg("--model")
-            .arg(fixture("tiny-wan2.1"))
-            .arg("-o")
-            .arg(&out)
-            .assert()
-            .success();
+        generate_tiny("a green ring", &out, &["--dtype", dtype]);
         let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("video.json")).unwrap()).unwrap();
         (read_frames(&out, 5), manifest["dtype"].as_str().unwrap().to_string())
     };
